@@ -1,0 +1,24 @@
+# tsd-mmdet: every target sets up .venv first (seconds when it is already there).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: setup demo test test-cuda-build lint clean
+
+setup:
+	@bash tools/setup_env.sh
+
+demo: setup  ## the main job: data, training, evaluation, pictures
+	$(PY) tools/demo.py
+
+test: setup  ## the test suite (CUDA tests skip without a GPU)
+	$(PY) -m pytest tests
+
+test-cuda-build: setup  ## compile the CUDA kernels with nvcc (sm_80, sm_90) into build/cuda; no GPU needed
+	FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST="8.0;9.0" MAX_JOBS=2 $(PY) setup.py -q build_ext \
+		--build-temp build/cuda/tmp --build-lib build/cuda/lib
+
+lint: setup
+	$(VENV)/bin/ruff check tsd_mmdet tools tests configs
+
+clean:
+	rm -rf build *.egg-info tsd_mmdet/_C*.so

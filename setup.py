@@ -1,0 +1,54 @@
+"""Build script for tsd-mmdet: the package plus its compiled op ``tsd_mmdet._C`` (csrc/).
+
+CPU kernels always; CUDA kernels when a GPU is visible or ``FORCE_CUDA=1`` (CI compiles them).
+"""
+import glob
+import os
+
+from setuptools import find_packages, setup
+
+
+def get_extensions():
+    import torch
+    from torch.utils.cpp_extension import CppExtension, CUDAExtension, CUDA_HOME
+
+    sources = sorted(glob.glob('csrc/*.cpp'))
+    # torch >= 2.10 headers need C++20.
+    extra = {'cxx': ['-O3', '-std=c++20']}
+    define_macros = []
+    extension = CppExtension
+    with_cuda = torch.cuda.is_available() or os.getenv('FORCE_CUDA', '0') == '1'
+    if with_cuda and CUDA_HOME is not None:
+        extension = CUDAExtension
+        sources += sorted(glob.glob('csrc/*.cu'))
+        define_macros.append(('WITH_CUDA', None))
+        extra['nvcc'] = ['-O3', '-std=c++20', '--expt-relaxed-constexpr']
+    elif with_cuda:
+        raise RuntimeError('FORCE_CUDA=1 but no CUDA toolkit found (set CUDA_HOME)')
+    return [
+        extension(
+            'tsd_mmdet._C',
+            sources,
+            include_dirs=[os.path.abspath('csrc')],
+            define_macros=define_macros,
+            extra_compile_args=extra,
+        )
+    ]
+
+
+def get_cmdclass():
+    from torch.utils.cpp_extension import BuildExtension
+    return {'build_ext': BuildExtension.with_options(use_ninja=True)}
+
+
+setup(
+    name='tsd-mmdet',
+    version='0.1.0',
+    description='Task-aware spatial disentanglement (TSD) for MMDetection 3.x two-stage detectors',
+    license='Apache-2.0',
+    python_requires='>=3.10',
+    packages=find_packages(exclude=('tests', 'tests.*', 'configs', 'tools')),
+    ext_modules=get_extensions(),
+    cmdclass=get_cmdclass(),
+    zip_safe=False,
+)

@@ -1,0 +1,62 @@
+"""Save-load round trip of mmengine checkpoints under torch >= 2.6 after ``import tsd_mmdet``.
+
+Covers the loaders ``load_from``, ``--resume`` and test use (mmengine's ``_load_checkpoint``).
+"""
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+pytest.importorskip('mmdet')
+
+
+def _save_runner_like_checkpoint(path):
+    from mmengine.logging import MessageHub
+    from mmengine.runner.checkpoint import save_checkpoint
+
+    model = nn.Linear(3, 2)
+    hub = MessageHub.get_instance('tsd-ckpt-test')
+    hub.update_scalar('train/loss', 0.5)
+    meta = dict(epoch=3, iter=42, seed=np.int64(7), message_hub=hub.state_dict())
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    model(torch.ones(1, 3)).sum().backward()
+    optimizer.step()
+    save_checkpoint(dict(state_dict=model.state_dict(), meta=meta,
+                         optimizer=optimizer.state_dict()), str(path))
+    return model
+
+
+def test_plain_torch_load_refuses_mmengine_checkpoints(tmp_path):
+    """The failure the fix exists for: torch's default refuses this checkpoint."""
+    path = tmp_path / 'ckpt.pth'
+    _save_runner_like_checkpoint(path)
+    with pytest.raises(pickle.UnpicklingError):
+        torch.load(path)
+
+
+def test_round_trip_after_import(tmp_path):
+    import tsd_mmdet  # noqa: F401
+    from mmengine.runner.checkpoint import _load_checkpoint, load_checkpoint
+
+    path = tmp_path / 'ckpt.pth'
+    saved = _save_runner_like_checkpoint(path)
+    ckpt = _load_checkpoint(str(path), map_location='cpu')
+    assert ckpt['meta']['iter'] == 42
+    assert 'train/loss' in ckpt['meta']['message_hub']['log_scalars']
+    assert 'momentum_buffer' in str(ckpt['optimizer']['state'])
+
+    fresh = nn.Linear(3, 2)
+    load_checkpoint(fresh, str(path), map_location='cpu', strict=True)
+    for a, b in zip(saved.parameters(), fresh.parameters()):
+        torch.testing.assert_close(a, b)
+
+
+def test_other_torch_load_calls_keep_safe_default(tmp_path):
+    import tsd_mmdet  # noqa: F401
+
+    path = tmp_path / 'ckpt.pth'
+    _save_runner_like_checkpoint(path)
+    with pytest.raises(pickle.UnpicklingError):
+        torch.load(path)

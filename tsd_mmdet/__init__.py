@@ -1,0 +1,13 @@
+"""tsd-mmdet: task-aware spatial disentanglement (TSD) and its progressive constraint for MMDetection 3.x.
+
+Importing the package registers TSD's modules in mmdet's registries (and patches checkpoint loading
+for torch >= 2.6). The op layer, ``tsd_mmdet.ops``, needs torch alone and imports without mmdet.
+"""
+__version__ = '0.1.0'
+
+try:
+    import mmdet  # noqa: F401
+except ImportError:  # op layer only (e.g. a GPU machine with torch alone)
+    pass
+else:
+    from . import models, utils  # noqa: F401
