@@ -1,4 +1,4 @@
-"""tsd-mmdet: task-aware spatial disentanglement (TSD) and its progressive constraint for MMDetection 3.x.
+"""tsd-mmdet: task-aware spatial disentanglement (TSD) and progressive constraint for mmdet 3.x.
 
 Importing the package registers TSD's modules in mmdet's registries (and patches checkpoint loading
 for torch >= 2.6). The op layer, ``tsd_mmdet.ops``, needs torch alone and imports without mmdet.

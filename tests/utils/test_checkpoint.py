@@ -37,8 +37,9 @@ def test_plain_torch_load_refuses_mmengine_checkpoints(tmp_path):
 
 
 def test_round_trip_after_import(tmp_path):
-    import tsd_mmdet  # noqa: F401
     from mmengine.runner.checkpoint import _load_checkpoint, load_checkpoint
+
+    import tsd_mmdet  # noqa: F401
 
     path = tmp_path / 'ckpt.pth'
     saved = _save_runner_like_checkpoint(path)

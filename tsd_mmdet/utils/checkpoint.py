@@ -1,4 +1,4 @@
-"""Lets mmengine 0.10.7 load its own checkpoints under torch >= 2.6 (``load_from``, ``--resume``, test).
+"""Lets mmengine 0.10.7 load its own checkpoints under torch >= 2.6 (load_from, --resume, test).
 
 Not an equation of the paper: torch 2.6 made ``torch.load`` default to ``weights_only=True``, which
 refuses the message-hub and optimizer state that mmengine pickles; mmengine 0.10.7 calls
