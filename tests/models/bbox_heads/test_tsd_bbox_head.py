@@ -1,0 +1,158 @@
+"""Tests of TSDBBoxHead: shapes, sizes and init of F_c / F_r and the branches, P-hat_r, targets.
+
+Covers eq. 3-5 (offset predictors, P-hat_r = P + gamma * delta_r * (w, h)) and eq. 2's L^D targets.
+"""
+import pytest
+import torch
+from mmdet.models.task_modules.assigners import AssignResult
+from mmdet.models.task_modules.samplers import SamplingResult
+from mmdet.registry import MODELS
+from mmdet.structures.bbox import bbox2roi
+from mmengine.config import ConfigDict
+
+from tsd_mmdet.models.bbox_heads import TSDBBoxHead
+
+NUM_CLASSES = 3
+
+
+def _head(**kwargs):
+    cfg = dict(
+        type='TSDBBoxHead',
+        in_channels=4,
+        roi_feat_size=7,
+        num_classes=NUM_CLASSES,
+        fc_out_channels=16,
+        offset_fc_channels=8,
+        bbox_coder=dict(
+            type='DeltaXYWHBBoxCoder',
+            target_means=[0., 0., 0., 0.],
+            target_stds=[0.1, 0.1, 0.2, 0.2]),
+        loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0),
+        loss_bbox=dict(type='L1Loss', loss_weight=1.0))
+    cfg.update(kwargs)
+    torch.manual_seed(0)
+    head = MODELS.build(cfg)
+    head.init_weights()
+    return head
+
+
+@pytest.mark.parametrize('cls_manner', ['pointwise', 'proposalwise'])
+@pytest.mark.parametrize('reg_manner', ['pointwise', 'proposalwise'])
+@pytest.mark.parametrize('reg_class_agnostic', [False, True])
+def test_shapes(cls_manner, reg_manner, reg_class_agnostic):
+    head = _head(cls_manner=cls_manner, reg_manner=reg_manner,
+                 reg_class_agnostic=reg_class_agnostic)
+    feats = torch.randn(5, 4, 7, 7)
+    delta_c, delta_r = head.forward_offsets(feats)
+    offset_shape = {'pointwise': (5, 2, 7, 7), 'proposalwise': (5, 2)}
+    assert delta_c.shape == offset_shape[cls_manner]
+    assert delta_r.shape == offset_shape[reg_manner]
+    cls_score, bbox_pred = head(feats, feats)
+    assert cls_score.shape == (5, NUM_CLASSES + 1)
+    assert bbox_pred.shape == (5, 4 if reg_class_agnostic else 4 * NUM_CLASSES)
+
+
+def test_paper_sizes():
+    """Paper widths (§2.2): F_r {256, 256, 2}, F_c {256, 256, 49 * 2}, first layer shared, and
+    1024-wide branches; 80 COCO classes. Hand count: 31,571,189 parameters."""
+    head = MODELS.build(
+        dict(type='TSDBBoxHead', in_channels=256, roi_feat_size=7, num_classes=80))
+    layers = {
+        'offset_fc': (12544, 256),
+        'delta_c_fc': (256, 256),
+        'fc_delta_c': (256, 98),
+        'delta_r_fc': (256, 256),
+        'fc_delta_r': (256, 2),
+        'cls_fcs.0': (12544, 1024),
+        'cls_fcs.1': (1024, 1024),
+        'fc_cls': (1024, 81),
+        'reg_fcs.0': (12544, 1024),
+        'reg_fcs.1': (1024, 1024),
+        'fc_reg': (1024, 320),
+    }
+    modules = dict(head.named_modules())
+    for name, (fan_in, fan_out) in layers.items():
+        assert (modules[name].in_features, modules[name].out_features) == (fan_in, fan_out)
+    total = sum(i * o + o for i, o in layers.values())
+    assert total == 31_571_189
+    assert sum(p.numel() for p in head.parameters()) == total
+
+
+def test_offset_predictors_start_near_zero():
+    head = _head()
+    assert head.fc_delta_c.weight.std().item() == pytest.approx(1e-3, rel=0.2)  # 784 samples
+    for layer in (head.fc_delta_c, head.fc_delta_r):
+        assert layer.weight.abs().max() < 1e-2 and torch.all(layer.bias == 0)
+    delta_c, delta_r = head.forward_offsets(torch.randn(8, 4, 7, 7))
+    assert delta_c.abs().max() < 0.05 and delta_r.abs().max() < 0.05
+
+
+def test_derive_reg_rois_hand_case():
+    rois = torch.tensor([[0., 10., 20., 50., 100.], [1., 0., 0., 10., 10.]])
+    delta_r = torch.tensor([[0.5, -1.0], [0.0, 0.0]])
+    # w, h = 40, 80: shift = 0.1 * (0.5 * 40, -1 * 80) = (2, -8).
+    expected = torch.tensor([[0., 12., 12., 52., 92.], [1., 0., 0., 10., 10.]])
+    torch.testing.assert_close(_head().derive_reg_rois(rois, delta_r), expected)
+    torch.testing.assert_close(
+        _head(gamma_reg=0.2).derive_reg_rois(rois, delta_r)[0, 1:],
+        torch.tensor([14., 4., 54., 84.]))
+    # Pointwise P-hat_r has no single box: regression stays relative to P.
+    pointwise = _head(reg_manner='pointwise')
+    assert pointwise.derive_reg_rois(rois, torch.randn(2, 2, 7, 7)) is rois
+
+
+def _sampling_result():
+    """One positive prior [0, 0, 10, 10] matched to gt [2, 0, 12, 10] (label 2), one negative."""
+    priors = torch.tensor([[0., 0., 10., 10.], [20., 20., 40., 40.]])
+    gt_bboxes = torch.tensor([[2., 0., 12., 10.]])
+    assign_result = AssignResult(
+        num_gts=1,
+        gt_inds=torch.tensor([1, 0]),
+        max_overlaps=torch.tensor([0.67, 0.0]),
+        labels=torch.tensor([2, -1]))
+    return SamplingResult(
+        pos_inds=torch.tensor([0]),
+        neg_inds=torch.tensor([1]),
+        priors=priors,
+        gt_bboxes=gt_bboxes,
+        assign_result=assign_result,
+        gt_flags=torch.zeros(2, dtype=torch.uint8))
+
+
+def test_targets_are_encoded_against_p_hat_r():
+    head = _head()
+    res = _sampling_result()
+    cfg = ConfigDict(pos_weight=-1)
+    rois = bbox2roi([res.priors])
+    # delta_r = (2, 0) moves P by 0.1 * 2 * 10 = 2 pixels right: P-hat_r is the ground truth.
+    delta_r = torch.tensor([[2.0, 0.0], [0.0, 0.0]], requires_grad=True)
+    rois_r = head.derive_reg_rois(rois, delta_r)
+    labels, _, targets_r, weights_r = head.get_targets([res], cfg, rois=rois_r)
+    assert labels.tolist() == [2, NUM_CLASSES]
+    torch.testing.assert_close(targets_r, torch.zeros(2, 4))
+    assert weights_r.tolist() == [[1.] * 4, [0.] * 4]
+    assert not targets_r.requires_grad
+    # Against P (BBoxHead's behaviour): dx = (7 - 5) / 10 / 0.1 = 2.
+    _, _, targets_p, _ = head.get_targets([res], cfg)
+    torch.testing.assert_close(targets_p[0], torch.tensor([2., 0., 0., 0.]))
+
+
+def test_loss_and_target_keys():
+    head = _head()
+    res = _sampling_result()
+    rois = bbox2roi([res.priors])
+    cls_score, bbox_pred = head(torch.randn(2, 4, 7, 7), torch.randn(2, 4, 7, 7))
+    out = head.loss_and_target(cls_score, bbox_pred, rois, [res], ConfigDict(pos_weight=-1))
+    assert set(out['loss_bbox']) == {'loss_cls_tsd', 'loss_bbox_tsd', 'acc_tsd'}
+    assert all(torch.isfinite(v).all() for v in out['loss_bbox'].values())
+    assert len(out['bbox_targets']) == 4
+
+
+def test_invalid_arguments():
+    assert isinstance(_head(), TSDBBoxHead)
+    with pytest.raises(ValueError, match='cls_manner'):
+        _head(cls_manner='deformable')
+    with pytest.raises(ValueError, match='reg_manner'):
+        _head(reg_manner='pointwize')
+    with pytest.raises(ValueError, match='avg_pool'):
+        _head(with_avg_pool=True)

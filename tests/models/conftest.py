@@ -1,0 +1,146 @@
+"""Shared fixtures of tests/models: a tiny TSD Faster R-CNN made from the shipped 1x config.
+
+Same head wiring as configs/tsd (eq. 2-9), toy widths (ResNet-18 with 8 base channels, 16-channel
+FPN, 32-wide fcs, 4 classes) so that CPU tests take milliseconds.
+"""
+import copy
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+from mmdet.registry import MODELS
+from mmdet.testing import demo_mm_inputs, demo_mm_proposals
+from mmdet.utils import register_all_modules
+from mmengine.config import Config, ConfigDict
+
+import tsd_mmdet  # noqa: F401  (registers the TSD modules)
+
+register_all_modules()
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / 'configs' / 'tsd'
+TSD_CONFIG = CONFIG_DIR / 'tsd-faster-rcnn_r50_fpn_1x_coco.py'
+NUM_CLASSES = 4
+CHANNELS = 16
+IMAGE_SIZE = 128
+STRIDES = (4, 8, 16, 32, 64)
+
+
+@pytest.fixture(autouse=True)
+def single_thread():
+    """Run each test on one intra-op thread: the toy models are overhead-bound, and a busy 2-core
+    machine makes multi-threaded CPU kernels ~10x slower (thread contention), not faster."""
+    num_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(num_threads)
+
+
+@pytest.fixture(scope='session')
+def tsd_config() -> Config:
+    """The shipped TSD Faster R-CNN R50-FPN 1x config."""
+    return Config.fromfile(str(TSD_CONFIG))
+
+
+def shrink_model_cfg(model_cfg: ConfigDict, **roi_head_overrides) -> ConfigDict:
+    """Tiny copy of a TSD Faster R-CNN config.
+
+    ``roi_head_overrides`` update its roi_head; a dict given for a dict entry (e.g. ``bbox_head``)
+    updates that entry, anything else replaces it.
+    """
+    model_cfg = copy.deepcopy(model_cfg)
+    model_cfg.backbone = dict(
+        type='ResNet',
+        depth=18,
+        base_channels=8,
+        out_indices=(0, 1, 2, 3),
+        frozen_stages=-1,
+        norm_eval=False,
+        init_cfg=None)
+    model_cfg.neck.update(in_channels=[8, 16, 32, 64], out_channels=CHANNELS)
+    model_cfg.rpn_head.update(in_channels=CHANNELS, feat_channels=CHANNELS)
+    roi_head = model_cfg.roi_head
+    roi_head.bbox_roi_extractor.out_channels = CHANNELS
+    roi_head.bbox_head.update(
+        in_channels=CHANNELS, fc_out_channels=32, offset_fc_channels=16, num_classes=NUM_CLASSES)
+    if roi_head.get('sibling_head') is not None:
+        roi_head.sibling_head.update(
+            in_channels=CHANNELS, fc_out_channels=32, num_classes=NUM_CLASSES)
+    for key, value in roi_head_overrides.items():
+        if isinstance(value, dict) and isinstance(roi_head.get(key), dict):
+            roi_head[key].update(value)
+        else:
+            roi_head[key] = value
+    model_cfg.train_cfg.rpn_proposal.update(nms_pre=200, max_per_img=50)
+    model_cfg.train_cfg.rcnn.sampler.num = 64
+    model_cfg.test_cfg.rpn.update(nms_pre=200, max_per_img=50)
+    return model_cfg
+
+
+@pytest.fixture
+def tiny_model_cfg(tsd_config: Config) -> Callable[..., ConfigDict]:
+    """Factory: ``tiny_model_cfg(**roi_head_overrides)`` -> tiny TSD detector config."""
+    return lambda **overrides: shrink_model_cfg(tsd_config.model, **overrides)
+
+
+@pytest.fixture
+def tiny_detector(tiny_model_cfg) -> Callable[..., torch.nn.Module]:
+    """Factory: ``tiny_detector(**roi_head_overrides)`` -> initialised tiny TSD detector."""
+
+    def build(**overrides) -> torch.nn.Module:
+        torch.manual_seed(0)
+        model = MODELS.build(tiny_model_cfg(**overrides))
+        model.init_weights()
+        return model
+
+    return build
+
+
+@pytest.fixture
+def tiny_roi_head(tiny_model_cfg) -> Callable[..., torch.nn.Module]:
+    """Factory: ``tiny_roi_head(**roi_head_overrides)`` -> initialised tiny TSDRoIHead."""
+
+    def build(**overrides) -> torch.nn.Module:
+        torch.manual_seed(0)
+        model_cfg = tiny_model_cfg(**overrides)
+        roi_head = model_cfg.roi_head
+        roi_head.update(train_cfg=model_cfg.train_cfg.rcnn, test_cfg=model_cfg.test_cfg.rcnn)
+        head = MODELS.build(roi_head)
+        head.init_weights()
+        return head
+
+    return build
+
+
+def make_batch(batch_size: int = 2,
+               num_items=None,
+               with_mask: bool = False,
+               image_size: int = IMAGE_SIZE) -> dict:
+    """Seeded ``demo_mm_inputs`` batch of square images with labels in [1, NUM_CLASSES)."""
+    return demo_mm_inputs(
+        batch_size=batch_size,
+        image_shapes=(3, image_size, image_size),
+        num_items=num_items,
+        num_classes=NUM_CLASSES,
+        with_mask=with_mask)
+
+
+def make_roi_inputs(num_proposals: int = 20, num_items=None) -> tuple[tuple, list, list]:
+    """Seeded RoI-head inputs: (FPN features, proposals, data samples) for 2 images."""
+    torch.manual_seed(0)
+    feats = tuple(
+        torch.randn(2, CHANNELS, IMAGE_SIZE // s, IMAGE_SIZE // s) for s in STRIDES)
+    proposals = demo_mm_proposals([(3, IMAGE_SIZE, IMAGE_SIZE)] * 2, num_proposals)
+    return feats, proposals, make_batch(num_items=num_items)['data_samples']
+
+
+@pytest.fixture
+def roi_inputs() -> Callable[..., tuple[tuple, list, list]]:
+    """Factory: ``roi_inputs(num_proposals=20, num_items=None)`` -> (feats, proposals, samples)."""
+    return make_roi_inputs
+
+
+@pytest.fixture
+def batch() -> Callable[..., dict]:
+    """Factory: ``batch(batch_size=2, num_items=None, with_mask=False, image_size=128)``."""
+    return make_batch

@@ -1,0 +1,91 @@
+"""Tests of the progressive constraint losses against hand-computed values.
+
+Covers M_cls (eq. 7) and M_loc (eq. 8): margin, effective margin min(m, 1 - s), ReLU cut-off,
+mmdet 3.x background column, detached sibling side, empty inputs.
+"""
+import pytest
+import torch
+from mmdet.registry import MODELS
+
+from tsd_mmdet.models.losses import ProgressiveConstraintCls, ProgressiveConstraintLoc
+
+
+def _logits(probs):
+    """Logits whose softmax is exactly ``probs`` (rows summing to 1)."""
+    return torch.tensor(probs, dtype=torch.float64).log()
+
+
+def test_registered():
+    assert isinstance(MODELS.build(dict(type='ProgressiveConstraintCls')), ProgressiveConstraintCls)
+    loc = MODELS.build(dict(type='ProgressiveConstraintLoc', margin_reg=0.3, loss_weight=2.0))
+    assert isinstance(loc, ProgressiveConstraintLoc)
+    assert (loc.margin_reg, loc.loss_weight) == (0.3, 2.0)
+
+
+def test_cls_hand_cases():
+    # 3 classes + background (column 3); labels index the true class of each RoI.
+    sibling = _logits([[0.5, 0.2, 0.2, 0.1],    # p_sib = 0.5: margin 0.2 applies
+                       [0.02, 0.9, 0.04, 0.04],  # p_sib = 0.9: effective margin min(.2, .1) = .1
+                       [0.3, 0.3, 0.2, 0.2]])   # p_sib = 0.3
+    tsd = _logits([[0.6, 0.2, 0.1, 0.1],        # p_tsd = 0.6  -> relu(0.5 - 0.6 + 0.2) = 0.1
+                   [0.02, 0.92, 0.03, 0.03],    # p_tsd = 0.92 -> relu(0.9 - 0.92 + 0.1) = 0.08
+                   [0.7, 0.1, 0.1, 0.1]])       # p_tsd = 0.7  -> relu(0.3 - 0.7 + 0.2) = 0
+    labels = torch.tensor([0, 1, 0])
+    loss = ProgressiveConstraintCls(margin_cls=0.2)(sibling, tsd, labels)
+    assert loss.item() == pytest.approx((0.1 + 0.08 + 0.0) / 3)
+    # The plain margin of eq. 7 would give (0.1 + 0.18) / 3 for the same inputs.
+    assert loss.item() != pytest.approx((0.1 + 0.18) / 3)
+    # loss_weight scales the term (eq. 9 uses 1.0).
+    weighted = ProgressiveConstraintCls(margin_cls=0.2, loss_weight=2.0)(sibling, tsd, labels)
+    assert weighted.item() == pytest.approx(2 * loss.item())
+
+
+def test_cls_background_is_last_column():
+    # num_classes = 3: background RoIs carry label 3 and are scored by the LAST column, not by
+    # column 0 (mmdet v1 convention).
+    sibling = _logits([[0.1, 0.1, 0.1, 0.7]])
+    tsd = _logits([[0.6, 0.1, 0.1, 0.2]])
+    loss = ProgressiveConstraintCls(margin_cls=0.2)(sibling, tsd, torch.tensor([3]))
+    # Last column: relu(0.7 - 0.2 + min(0.2, 0.3)) = 0.7.
+    # Column 0 would give relu(0.1 - 0.6 + 0.2) = 0.
+    assert loss.item() == pytest.approx(0.7)
+
+
+def test_cls_sibling_detached():
+    sibling = torch.randn(5, 4, requires_grad=True)
+    tsd = torch.randn(5, 4, requires_grad=True)
+    loss = ProgressiveConstraintCls(margin_cls=0.5)(sibling, tsd, torch.tensor([0, 1, 2, 3, 3]))
+    assert loss.item() > 0
+    loss.backward()
+    assert sibling.grad is None
+    assert tsd.grad.abs().sum() > 0
+
+
+def test_loc_hand_cases():
+    iou_sibling = torch.tensor([0.5, 0.9, 0.6], dtype=torch.float64)
+    iou_tsd = torch.tensor([0.55, 0.95, 0.9], dtype=torch.float64, requires_grad=True)
+    loss = ProgressiveConstraintLoc(margin_reg=0.2)(iou_sibling, iou_tsd)
+    # relu(.5 - .55 + .2) = .15; relu(.9 - .95 + min(.2, .1)) = .05; relu(.6 - .9 + .2) = 0
+    assert loss.item() == pytest.approx((0.15 + 0.05 + 0.0) / 3)
+    loss.backward()
+    expected_grad = torch.tensor([-1 / 3, -1 / 3, 0.], dtype=torch.float64)
+    torch.testing.assert_close(iou_tsd.grad, expected_grad)
+
+
+def test_loc_sibling_detached():
+    iou_sibling = torch.tensor([0.5, 0.7], requires_grad=True)
+    iou_tsd = torch.tensor([0.4, 0.4], requires_grad=True)
+    ProgressiveConstraintLoc()(iou_sibling, iou_tsd).backward()
+    assert iou_sibling.grad is None
+    assert iou_tsd.grad.abs().sum() > 0
+
+
+def test_empty_inputs_are_zero_and_connected():
+    iou_tsd = torch.zeros(0, requires_grad=True)
+    loss = ProgressiveConstraintLoc()(torch.zeros(0), iou_tsd)
+    assert loss.item() == 0 and loss.requires_grad
+    loss.backward()
+    cls_tsd = torch.zeros(0, 4, requires_grad=True)
+    loss = ProgressiveConstraintCls()(torch.zeros(0, 4), cls_tsd, torch.zeros(0, dtype=torch.long))
+    assert loss.item() == 0 and loss.requires_grad
+    loss.backward()

@@ -1,0 +1,82 @@
+"""tools/benchmark.py: twin lookup by name, pairing, and the table it prints for the shapes pair."""
+import importlib.util
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mmdet.registry import MODELS
+from mmengine.config import Config
+
+ROOT = Path(__file__).resolve().parents[2]
+TOOLS = ROOT / 'tools'
+SHAPES = ROOT / 'configs' / 'shapes'
+
+sys.path.insert(0, str(TOOLS))  # benchmark.py imports its neighbours, as a script does
+_spec = importlib.util.spec_from_file_location('benchmark', TOOLS / 'benchmark.py')
+benchmark = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(benchmark)
+
+
+@pytest.mark.parametrize('config,twin', [
+    ('configs/tsd/tsd-faster-rcnn_r50_fpn_1x_coco.py',
+     'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'),
+    ('configs/tsd/tsd-faster-rcnn_r101-dconv-c3-c5_fpn_1x_coco.py',
+     'mmdet::dcn/faster-rcnn_r101-dconv-c3-c5_fpn_1x_coco.py'),
+    ('configs/tsd/tsd-faster-rcnn_r152_fpn_1x_coco.py',
+     str(ROOT / 'configs/baselines/faster-rcnn_r152_fpn_1x_coco.py')),
+    ('configs/baselines/faster-rcnn_r152_fpn_1x_coco.py',
+     str(ROOT / 'configs/tsd/tsd-faster-rcnn_r152_fpn_1x_coco.py')),
+    ('mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py',
+     str(ROOT / 'configs/tsd/tsd-mask-rcnn_r50_fpn_1x_coco.py')),
+    ('configs/shapes/tsd-faster-rcnn_r18_fpn_shapes.py',
+     'configs/shapes/faster-rcnn_r18_fpn_shapes.py'),
+    ('configs/shapes/faster-rcnn_r18_fpn_shapes.py',
+     'configs/shapes/tsd-faster-rcnn_r18_fpn_shapes.py'),
+    ('configs/tsd/tsd-faster-rcnn_r50_fpn_13e_coco.py', None),
+    ('mmdet::retinanet/retinanet_r50_fpn_1x_coco.py', None),
+])
+def test_find_twin(config, twin, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    assert benchmark.find_twin(config) == twin
+
+
+def test_pair_configs(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    tsd, base = 'configs/shapes/tsd-faster-rcnn_r18_fpn_shapes.py', \
+        'configs/shapes/faster-rcnn_r18_fpn_shapes.py'
+    assert benchmark.pair_configs([tsd, base], explicit=False) == [(base, tsd)]
+    assert benchmark.pair_configs(['a.py', 'b.py'], explicit=True) == [('a.py', 'b.py')]
+    with pytest.raises(ValueError, match='even number'):
+        benchmark.pair_configs(['a.py'], explicit=True)
+    with pytest.raises(ValueError, match='no twin'):
+        benchmark.pair_configs(['configs/tsd/tsd-faster-rcnn_r50_fpn_13e_coco.py'], explicit=False)
+
+
+def _parameters(config, inference=False):
+    model_cfg = Config.fromfile(str(config)).model
+    if inference:
+        model_cfg = benchmark.inference_model_cfg(model_cfg)
+    return benchmark.count_parameters(MODELS.build(model_cfg))
+
+
+def test_cli_prints_the_table():
+    tsd = SHAPES / 'tsd-faster-rcnn_r18_fpn_shapes.py'
+    out = subprocess.run(
+        [sys.executable, str(TOOLS / 'benchmark.py'), str(tsd), '--size', '64', '96',
+         '--num-images', '2', '--warmup', '1', '--threads', '1'],
+        capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    assert 'random 64x96 images' in out
+    rows = [line.split('|')[1:-1] for line in out.splitlines() if line.startswith('| configs')]
+    assert [row[0].strip() for row in rows] == [
+        'configs/shapes/faster-rcnn_r18_fpn_shapes.py',
+        'configs/shapes/tsd-faster-rcnn_r18_fpn_shapes.py']
+    (_, base_params, base_ms, no_ratio), (_, tsd_params, tsd_ms, ratio) = rows
+    # Inference parameters: the TSD model without its sibling head.
+    assert float(base_params) == round(_parameters(SHAPES / 'faster-rcnn_r18_fpn_shapes.py') / 1e6,
+                                       2)
+    assert float(tsd_params) == round(_parameters(tsd, inference=True) / 1e6, 2)
+    assert _parameters(tsd, inference=True) < _parameters(tsd)
+    medians = [float(re.match(r'\s*(\d+) \[', ms).group(1)) for ms in (base_ms, tsd_ms)]
+    assert not no_ratio.strip() and abs(float(ratio) - medians[1] / medians[0]) < 0.2

@@ -1,0 +1,7 @@
+"""Box heads of TSD.
+
+The disentangled head H^D of eq. 2 with its offset predictors (eq. 3, 5).
+"""
+from .tsd_bbox_head import TSDBBoxHead
+
+__all__ = ['TSDBBoxHead']
