@@ -1,0 +1,234 @@
+"""tools/visualize_tsd.py: the derived-proposal geometry by hand and against the op, and the tool
+end to end on a randomly initialised TSD model (configs/shapes) with hand-set offset biases."""
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip('mmdet')
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIG = ROOT / 'configs' / 'shapes' / 'tsd-faster-rcnn_r18_fpn_shapes.py'
+CLASSES = ('disc', 'triangle', 'square', 'star', 'ring', 'cross')
+DELTA_C = (1.0, -0.5)   # every bin's (x, y) offset of the random model's F_c
+DELTA_R = (0.5, -0.25)  # the (x, y) translation of its F_r
+
+
+def _load_tool():
+    sys.path.insert(0, str(ROOT / 'tools'))  # the tool imports its neighbour dataset_check
+    try:
+        spec = importlib.util.spec_from_file_location('visualize_tsd', ROOT / 'tools' /
+                                                      'visualize_tsd.py')
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(ROOT / 'tools'))
+    return module
+
+
+vis_tool = _load_tool()
+
+
+def test_derived_proposals_hand_numbers():
+    # P = [10, 20, 50, 40]: w 40, h 20; 2 x 2 bins centred at x 20, 40 and y 25, 35.
+    bboxes = torch.tensor([[10., 20., 50., 40.], [0., 0., 10., 10.]])
+    delta_c = torch.zeros(2, 2, 2, 2)
+    delta_c[0, 0] = torch.tensor([[1., 0.], [0., -1.]])  # x offsets of bins (i, j)
+    delta_c[0, 1] = torch.tensor([[0., 2.], [0., 0.]])   # y offsets
+    delta_r = torch.tensor([[0.5, -1.], [0., 0.]])
+    out = vis_tool.derived_proposals(bboxes, delta_c, delta_r, gamma_cls=0.1, gamma_reg=0.2,
+                                     grid_size=(2, 2))
+    # bin (0, 0) moves +0.1 * 40 in x, bin (0, 1) +0.1 * 2 * 20 in y, bin (1, 1) -4 in x
+    expected_c = torch.tensor([[[24., 25.], [40., 29.]], [[20., 35.], [36., 35.]]])
+    torch.testing.assert_close(out['centres_c'][0], expected_c)
+    # P-hat_r = P + 0.2 * (0.5 * 40, -1 * 20) = P + (4, -4)
+    torch.testing.assert_close(out['bboxes_r'][0], torch.tensor([14., 16., 54., 36.]))
+    plain = torch.tensor([[[20., 25.], [40., 25.]], [[20., 35.], [40., 35.]]])
+    torch.testing.assert_close(out['centres_r'][0], plain + torch.tensor([4., -4.]))
+    # the second box has zero offsets: its plain bin centres, P-hat_r = P
+    torch.testing.assert_close(
+        out['centres_c'][1], torch.tensor([[[2.5, 2.5], [7.5, 2.5]], [[2.5, 7.5], [7.5, 7.5]]]))
+    torch.testing.assert_close(out['bboxes_r'][1], bboxes[1])
+
+
+def test_derived_proposals_other_manners_and_grid():
+    # 2 x 3 bins of [0, 0, 30, 20]: x 5, 15, 25; y 5, 15
+    bboxes = torch.tensor([[0., 0., 30., 20.]])
+    centres = vis_tool.bin_centres(bboxes, (2, 3))
+    assert centres.shape == (1, 2, 3, 2)
+    torch.testing.assert_close(centres[0, :, :, 0], torch.tensor([[5., 15., 25.]] * 2))
+    torch.testing.assert_close(centres[0, :, :, 1], torch.tensor([[5.] * 3, [15.] * 3]))
+    # proposal-wise delta_c translates every bin; a pointwise delta_r gives no box
+    delta_c = torch.tensor([[1., 1.]])
+    delta_r = torch.zeros(1, 2, 2, 3)
+    delta_r[0, 1, 1, 2] = 1.
+    out = vis_tool.derived_proposals(bboxes, delta_c, delta_r, 0.1, 0.5, (2, 3))
+    torch.testing.assert_close(out['centres_c'], centres + torch.tensor([3., 2.]))
+    assert out['bboxes_r'] is None
+    moved = centres.clone()
+    moved[0, 1, 2, 1] += 10.  # 0.5 * 1 * h
+    torch.testing.assert_close(out['centres_r'], moved)
+
+
+@pytest.mark.parametrize('spatial_scale', [1.0, 0.25])
+def test_centres_are_where_the_op_samples(spatial_scale):
+    """Pool a feature map whose channels hold each pixel centre's image x and y: every bin's
+    average of bilinear samples is then the image position of the bin's sample centre."""
+    from tsd_mmdet.ops import deform_roi_align
+
+    torch.manual_seed(0)
+    size = 64
+    stride = 1 / spatial_scale
+    coords = (torch.arange(size, dtype=torch.float32) + 0.5) * stride
+    feat = torch.stack([coords.view(1, -1).expand(size, size),
+                        coords.view(-1, 1).expand(size, size)])[None]  # (1, 2, H, W)
+    bboxes = torch.tensor([[10., 12., 30., 40.], [20., 6., 44., 22.]], dtype=torch.float32)
+    bboxes = bboxes * stride
+    delta_c = (torch.rand(2, 2, 3, 3, dtype=torch.float32) - 0.5) * 2
+    rois = torch.cat([torch.zeros(2, 1, dtype=torch.float32), bboxes], 1)
+    pooled = deform_roi_align(feat, rois, delta_c, (3, 3), spatial_scale, sampling_ratio=2,
+                              gamma=0.1, aligned=True)  # (K, 2, 3, 3)
+    out = vis_tool.derived_proposals(bboxes, delta_c, torch.zeros(2, 2), 0.1, 0.1, (3, 3))
+    torch.testing.assert_close(out['centres_c'], pooled.permute(0, 2, 3, 1), atol=1e-4, rtol=0)
+
+
+def test_select_proposals():
+    bboxes = torch.tensor([[0., 0., 10., 10.], [0., 0., 10., 9.], [20., 20., 30., 30.],
+                           [40., 40., 50., 50.]])
+    scores = torch.tensor([0.9, 0.8, 0.7, 0.6])
+    assert vis_tool.select_proposals(bboxes, scores, 2, 0.5).tolist() == [0, 2]
+    assert vis_tool.select_proposals(bboxes, scores, 5, 0.5).tolist() == [0, 2, 3]
+    assert vis_tool.select_proposals(bboxes, scores, 2, 1.0).tolist() == [0, 1]
+
+
+@pytest.fixture(scope='module')
+def tiny_setup(tmp_path_factory):
+    """Two 128 x 96 images with annotations (resized x3 by the config's pipeline), and a
+    checkpoint of a randomly initialised TSD model whose offset predictors output constants."""
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+    from mmengine.config import Config
+    from mmengine.runner import save_checkpoint
+    from PIL import Image
+
+    if not CONFIG.exists():
+        pytest.skip(f'{CONFIG} missing')
+    register_all_modules()
+    root = tmp_path_factory.mktemp('tsd_vis')
+    data = root / 'data'
+    (data / 'val').mkdir(parents=True)
+    (data / 'annotations').mkdir()
+    rng = np.random.default_rng(0)
+    boxes = {1: [[10, 20, 40, 30], [70, 10, 30, 60]], 2: [[5, 5, 100, 80]]}
+    images, anns = [], []
+    for img_id, img_boxes in boxes.items():
+        img = rng.integers(0, 255, (96, 128, 3), dtype=np.uint8)
+        Image.fromarray(img).save(data / 'val' / f'{img_id:06d}.jpg')
+        images.append(dict(id=img_id, file_name=f'{img_id:06d}.jpg', width=128, height=96))
+        for box in img_boxes:
+            anns.append(dict(id=len(anns) + 1, image_id=img_id, category_id=len(anns) % 6 + 1,
+                             bbox=box, area=box[2] * box[3], iscrowd=0))
+    cats = [dict(id=i + 1, name=name) for i, name in enumerate(CLASSES)]
+    (data / 'annotations' / 'instances_val.json').write_text(
+        json.dumps(dict(images=images, annotations=anns, categories=cats)))
+
+    cfg = Config.fromfile(str(CONFIG))
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    head = model.roi_head.bbox_head
+    with torch.no_grad():
+        head.fc_delta_c.weight.zero_()
+        head.fc_delta_c.bias.view(2, -1)[0] = DELTA_C[0]
+        head.fc_delta_c.bias.view(2, -1)[1] = DELTA_C[1]
+        head.fc_delta_r.weight.zero_()
+        head.fc_delta_r.bias.copy_(torch.tensor(DELTA_R))
+    ckpt = root / 'tsd_random.pth'
+    save_checkpoint(dict(state_dict=model.state_dict(), meta=dict(dataset_meta=dict(
+        classes=CLASSES))), str(ckpt))
+    return dict(root=root, data=data, ckpt=ckpt, boxes=boxes)
+
+
+def test_tsd_outputs_on_random_model(tiny_setup):
+    from mmcv.transforms import Compose
+    from mmdet.apis import inference_detector, init_detector
+    from mmdet.utils import get_test_pipeline_cfg
+
+    model = init_detector(str(CONFIG), str(tiny_setup['ckpt']), device='cpu')
+    head = model.roi_head.bbox_head
+    assert head.cls_manner == 'pointwise' and head.reg_manner == 'proposalwise'
+    pipeline = Compose(get_test_pipeline_cfg(model.cfg))
+    img_path = str(tiny_setup['data'] / 'val' / '000001.jpg')
+    vis = vis_tool.tsd_outputs(model, pipeline, img_path, topk=5, iou_thr=0.5)
+
+    assert vis['proposals'].shape == (5, 4)
+    assert (vis['scores'][:-1] >= vis['scores'][1:]).all()
+    # proposals in original-image coordinates: rows of mmdet's own rescaled RPN output
+    data = pipeline(dict(img_path=img_path, img_id=0))
+    batch = model.data_preprocessor(
+        dict(inputs=[data['inputs']], data_samples=[data['data_samples']]), False)
+    assert batch['data_samples'][0].metainfo['scale_factor'] == pytest.approx((3.0, 3.0))
+    with torch.no_grad():
+        x = model.extract_feat(batch['inputs'])
+        rescaled = model.rpn_head.predict(x, batch['data_samples'], rescale=True)[0].bboxes
+    dist = (vis['proposals'][:, None] - rescaled[None]).abs().amax(-1).amin(-1)
+    assert dist.max() < 1e-3
+    # P-hat_r: the head's own rois_r, and P + 0.1 * DELTA_R * (w, h) in original coordinates
+    wh = vis['proposals'][:, 2:] - vis['proposals'][:, :2]
+    torch.testing.assert_close(vis['bboxes_r'], vis['rois_r'], atol=1e-4, rtol=0)
+    shift = 0.1 * torch.tensor(DELTA_R) * wh
+    torch.testing.assert_close(vis['bboxes_r'], vis['proposals'] + shift.repeat(1, 2),
+                               atol=1e-4, rtol=0)
+    # P-hat_c: every bin centre moved by 0.1 * DELTA_C * (w, h)
+    assert vis['centres_c'].shape == (5, 7, 7, 2)
+    moved = vis_tool.bin_centres(vis['proposals'], (7, 7)) + (
+        0.1 * torch.tensor(DELTA_C) * wh)[:, None, None, :]
+    torch.testing.assert_close(vis['centres_c'], moved, atol=1e-4, rtol=0)
+    # final boxes: what mmdet's inference returns for the image
+    ref = inference_detector(model, img_path).pred_instances
+    torch.testing.assert_close(vis['dets'].bboxes, ref.bboxes)
+    torch.testing.assert_close(vis['dets'].scores, ref.scores)
+    assert torch.equal(vis['dets'].labels, ref.labels)
+
+
+def _png_size(path):
+    from PIL import Image
+
+    assert Path(path).read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    with Image.open(path) as img:
+        return img.size
+
+
+def test_cli_images_and_val_dataset(tiny_setup, tmp_path):
+    data, ckpt = tiny_setup['data'], tiny_setup['ckpt']
+    out = tmp_path / 'by_glob'
+    written = vis_tool.main([str(CONFIG), str(ckpt), '--images', str(data / 'val' / '*.jpg'),
+                             '--out-dir', str(out), '--score-thr', '0', '--device', 'cpu'])
+    assert [Path(p).name for p in written] == ['000001.png', '000002.png']
+    # two panels of max(128, 480) px, height 480 * 96 / 128 + 40 px of titles
+    assert _png_size(written[0]) == (960, 400)
+
+    out = tmp_path / 'from_val'
+    written = vis_tool.main([str(CONFIG), str(ckpt), '--num-images', '1', '--out-dir', str(out),
+                             '--topk', '3', '--device', 'cpu',
+                             '--cfg-options', f'data_root={data}/'])
+    assert [Path(p).name for p in written] == ['000001.png']
+    assert _png_size(written[0]) == (960, 400)
+
+
+def test_dataset_images_ground_truth(tiny_setup):
+    from mmengine.config import Config
+
+    cfg = Config.fromfile(str(CONFIG))
+    cfg.val_dataloader.dataset.data_root = f'{tiny_setup["data"]}/'
+    items, classes = vis_tool.dataset_images(cfg, 5)
+    assert classes == CLASSES and len(items) == 2
+    for item, (img_id, xywh) in zip(items, tiny_setup['boxes'].items()):
+        assert Path(item['img_path']).name == f'{img_id:06d}.jpg'
+        xyxy = [[x, y, x + w, y + h] for x, y, w, h in xywh]
+        np.testing.assert_allclose(item['gt']['bboxes'], xyxy)
+    assert items[0]['gt']['labels'].tolist() == [0, 1]

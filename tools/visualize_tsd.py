@@ -1,0 +1,307 @@
+"""Draw what a TSD detector learnt: Figure 5 of the TSD paper.
+
+For each image, two panels side by side, saved as ``<out-dir>/<image name>.png``:
+
+- left: the top-N proposals P by TSD score (yellow), the derived regression proposal P-hat_r
+  (red; eq. 3-4) and the sample centres of P-hat_c (pink: the centre of each k x k bin of P moved by
+  its pointwise offset, eq. 5-6). A point-wise P-hat_r is drawn as red centres instead of a box;
+  a proposal-wise P-hat_c as the pink centres of its translated bins.
+- right: the final detections after NMS (blue, with class and score) and, for images taken from
+  the config's val dataset, the ground truth (green).
+
+Everything is drawn in the original image's coordinates (the test pipeline's ``scale_factor`` is
+undone). The proposals come from ``model.rpn_head``, the offsets from
+``model.roi_head._bbox_forward``.
+
+    python tools/visualize_tsd.py configs/shapes/tsd-faster-rcnn_r18_fpn_shapes.py \
+        work_dirs/tsd/iter_1500.pth --num-images 8 --out-dir vis/
+    python tools/visualize_tsd.py CONFIG CHECKPOINT --images 'data/shapes/val/00001*.jpg'
+"""
+import argparse
+import glob
+import os
+import os.path as osp
+
+import mmcv
+import numpy as np
+import torch
+from dataset_check import apply_data_overrides  # tools/, next to this script
+from mmcv.ops import nms
+from mmcv.transforms import Compose
+from mmdet.apis import init_detector
+from mmdet.registry import DATASETS
+from mmdet.structures.bbox import bbox2roi
+from mmdet.utils import get_test_pipeline_cfg
+from mmengine.config import Config, DictAction
+from torch import Tensor
+from torch.nn import functional as F
+
+import tsd_mmdet  # noqa: F401  (registers TSD's modules: no custom_imports needed)
+
+COLORS = dict(proposal='yellow', reg='red', cls='hotpink', det='deepskyblue', gt='lime')
+
+
+def bin_centres(bboxes: Tensor, grid_size: tuple[int, int]) -> Tensor:
+    """Centres of the k x k bins of boxes.
+
+    Args:
+        bboxes: (K, 4) boxes x1, y1, x2, y2.
+        grid_size: (oh, ow) bins per column and per row.
+
+    Returns:
+        (K, oh, ow, 2) centres (x, y); bin (i, j) is row i (y), column j (x).
+    """
+    oh, ow = grid_size
+    x1, y1, x2, y2 = bboxes.unbind(1)
+    cols = (torch.arange(ow, dtype=bboxes.dtype, device=bboxes.device) + 0.5) / ow
+    rows = (torch.arange(oh, dtype=bboxes.dtype, device=bboxes.device) + 0.5) / oh
+    cx = x1[:, None, None] + cols.view(1, 1, ow) * (x2 - x1)[:, None, None]
+    cy = y1[:, None, None] + rows.view(1, oh, 1) * (y2 - y1)[:, None, None]
+    return torch.stack(torch.broadcast_tensors(cx, cy), dim=-1)
+
+
+def derived_proposals(bboxes: Tensor, delta_c: Tensor, delta_r: Tensor, gamma_cls: float,
+                      gamma_reg: float, grid_size: tuple[int, int]) -> dict:
+    """The derived proposals of TSD from P and the raw offsets (eq. 3-6).
+
+    An offset moves every sample of bin (i, j) of box k by ``gamma * offset[k, :, i, j] * (w_k,
+    h_k)`` (x then y), as ``tsd_mmdet.ops.deform_roi_align`` does; a proposal-wise (K, 2) offset
+    moves all bins alike. Coordinates are continuous image coordinates, where aligned RoIAlign
+    puts its samples.
+
+    Args:
+        bboxes: P, (K, 4) x1, y1, x2, y2.
+        delta_c: (K, 2, oh, ow) pointwise or (K, 2) proposal-wise offset of P-hat_c.
+        delta_r: (K, 2) proposal-wise or (K, 2, oh, ow) pointwise offset of P-hat_r.
+        gamma_cls, gamma_reg: gamma of eq. 5 and eq. 3.
+        grid_size: (oh, ow), the RoI feature size k x k.
+
+    Returns:
+        dict with ``centres_c`` and ``centres_r``, (K, oh, ow, 2) sample-bin centres (x, y) of
+        P-hat_c and P-hat_r, and ``bboxes_r``, (K, 4) P-hat_r = P + gamma_reg * delta_r * (w, h),
+        or None when delta_r is pointwise (no single box).
+    """
+    wh = (bboxes[:, 2:] - bboxes[:, :2])[:, None, None, :]  # (K, 1, 1, 2)
+    centres = bin_centres(bboxes, grid_size)
+
+    def move(offset: Tensor, gamma: float) -> Tensor:
+        offset = offset.to(bboxes.dtype)
+        if offset.dim() == 2:  # proposal-wise: (K, 2) -> (K, 1, 1, 2)
+            offset = offset[:, None, None, :]
+        else:  # pointwise: (K, 2, oh, ow) -> (K, oh, ow, 2)
+            offset = offset.permute(0, 2, 3, 1)
+        return centres + gamma * offset * wh
+
+    bboxes_r = None
+    if delta_r.dim() == 2:
+        shift = gamma_reg * delta_r.to(bboxes.dtype) * wh[:, 0, 0]
+        bboxes_r = bboxes + shift.repeat(1, 2)
+    return dict(centres_c=move(delta_c, gamma_cls), centres_r=move(delta_r, gamma_reg),
+                bboxes_r=bboxes_r)
+
+
+def select_proposals(bboxes: Tensor, scores: Tensor, topk: int, iou_thr: float) -> Tensor:
+    """Indices of the ``topk`` highest-scoring boxes, skipping any box that overlaps an already
+    chosen one by more than ``iou_thr`` (mmcv NMS; ``iou_thr >= 1`` keeps all).
+
+    Args:
+        bboxes: (K, 4); scores: (K,).
+
+    Returns:
+        (min(topk, kept),) indices into the K boxes, by decreasing score.
+    """
+    if iou_thr >= 1:
+        return scores.argsort(descending=True)[:topk]
+    _, keep = nms(bboxes.float(), scores.float(), iou_thr)
+    return keep[:topk]
+
+
+@torch.no_grad()
+def tsd_outputs(model: torch.nn.Module, pipeline: Compose, img_path: str, topk: int = 5,
+                iou_thr: float = 0.5) -> dict:
+    """Run a TSD detector on one image and collect what Figure 5 draws.
+
+    Args:
+        model: a two-stage detector whose ``roi_head`` is a ``TSDRoIHead``.
+        pipeline: the model's test pipeline.
+        img_path: the image file.
+        topk: number of proposals to keep, by TSD score (best foreground class probability).
+        iou_thr: see :func:`select_proposals`.
+
+    Returns:
+        dict, all in original-image coordinates: ``proposals`` (N, 4) P, ``scores`` (N,) and
+        ``labels`` (N,) of the TSD classifier, the :func:`derived_proposals` entries for them,
+        ``rois_r`` (N, 4) the boxes the head regressed from (P-hat_r, as the head computed them),
+        and ``dets``, the final detections (InstanceData with ``bboxes``, ``scores``, ``labels``).
+    """
+    data = pipeline(dict(img_path=img_path, img_id=0))
+    batch = model.data_preprocessor(
+        dict(inputs=[data['inputs']], data_samples=[data['data_samples']]), False)
+    samples = batch['data_samples']
+    x = model.extract_feat(batch['inputs'])
+    rpn_results = model.rpn_head.predict(x, samples, rescale=False)
+    rois = bbox2roi([res.bboxes for res in rpn_results])
+    roi_head, bbox_head = model.roi_head, model.roi_head.bbox_head
+    out = roi_head._bbox_forward(x, rois)
+    if bbox_head.custom_cls_channels:
+        probs = bbox_head.loss_cls.get_activation(out['cls_score'])
+    else:
+        probs = F.softmax(out['cls_score'], dim=-1)
+    scores, labels = probs[:, :bbox_head.num_classes].max(dim=1)
+    keep = select_proposals(rois[:, 1:], scores, topk, iou_thr)
+
+    scale = rois.new_tensor(samples[0].metainfo.get('scale_factor', (1., 1.)))  # (w, h) scales
+    proposals = rois[keep, 1:] / scale.repeat(2)
+    derived = derived_proposals(proposals, out['delta_c'][keep], out['delta_r'][keep],
+                                bbox_head.gamma_cls, bbox_head.gamma_reg, bbox_head.roi_feat_size)
+    dets = roi_head.predict(x, rpn_results, samples, rescale=True)[0]
+    return dict(proposals=proposals, scores=scores[keep], labels=labels[keep],
+                rois_r=out['rois_r'][keep, 1:] / scale.repeat(2), dets=dets, **derived)
+
+
+def _draw_box(ax, box, color: str, label: str | None = None) -> None:
+    from matplotlib.patches import Rectangle
+
+    x1, y1, x2, y2 = (float(v) for v in box)
+    ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor=color, linewidth=1.5))
+    if label:
+        ax.text(x1, y1, label, color='black', fontsize=7, va='bottom',
+                bbox=dict(facecolor=color, alpha=0.7, pad=1, edgecolor='none'))
+
+
+def draw_tsd(img: np.ndarray, vis: dict, class_names, out_file: str, gt: dict | None = None,
+             score_thr: float = 0.3) -> None:
+    """Write the two-panel figure for one image.
+
+    Args:
+        img: (H, W, 3) RGB image.
+        vis: :func:`tsd_outputs` of the image.
+        class_names: names of the labels.
+        out_file: PNG path.
+        gt: optional ``bboxes`` (G, 4) and ``labels`` (G,) in image coordinates.
+        score_thr: detections below this score are not drawn.
+    """
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    h, w = img.shape[:2]
+    panel = max(w, 480) / 100  # inches per panel at dpi 100
+    fig, axes = plt.subplots(1, 2, figsize=(2 * panel, panel * h / w + 0.4), dpi=100)
+    for ax in axes:
+        ax.imshow(img)
+        ax.set_xlim(0, w)
+        ax.set_ylim(h, 0)
+        ax.axis('off')
+
+    ax = axes[0]
+    ax.set_title(r'$P$ (yellow), $\hat{P}_r$ (red), $\hat{P}_c$ sample centres (pink)', fontsize=9)
+    for k in range(len(vis['proposals'])):
+        name = class_names[int(vis['labels'][k])]
+        _draw_box(ax, vis['proposals'][k], COLORS['proposal'],
+                  f'{name} {float(vis["scores"][k]):.2f}')
+        if vis['bboxes_r'] is not None:
+            _draw_box(ax, vis['bboxes_r'][k], COLORS['reg'])
+        else:
+            pts = vis['centres_r'][k].reshape(-1, 2).cpu().numpy()
+            ax.scatter(pts[:, 0], pts[:, 1], s=6, c=COLORS['reg'], linewidths=0)
+        pts = vis['centres_c'][k].reshape(-1, 2).cpu().numpy()
+        ax.scatter(pts[:, 0], pts[:, 1], s=8, c=COLORS['cls'], linewidths=0)
+
+    ax = axes[1]
+    ax.set_title(f'detections >= {score_thr:g} (blue)' + (', ground truth (green)' if gt else ''),
+                 fontsize=9)
+    if gt is not None:
+        for box in gt['bboxes']:
+            _draw_box(ax, box, COLORS['gt'])
+    dets = vis['dets']
+    for box, score, label in zip(dets.bboxes, dets.scores, dets.labels):
+        if score >= score_thr:
+            _draw_box(ax, box, COLORS['det'], f'{class_names[int(label)]} {float(score):.2f}')
+    fig.tight_layout(pad=0.3)
+    fig.savefig(out_file)
+    plt.close(fig)
+
+
+def collect_images(patterns: list[str]) -> list[dict]:
+    """Image files from paths or glob patterns, as ``dict(img_path=...)`` (no ground truth)."""
+    paths = []
+    for pattern in patterns:
+        matched = sorted(glob.glob(pattern, recursive=True))
+        if not matched:
+            raise FileNotFoundError(f'no image matches {pattern!r}')
+        paths += [p for p in matched if osp.isfile(p)]
+    return [dict(img_path=p) for p in paths]
+
+
+def dataset_images(cfg: Config, num: int) -> tuple[list[dict], tuple]:
+    """The first ``num`` images of the config's val dataset, with ground truth (original image
+    coordinates, ignored boxes left out), and the dataset's class names."""
+    dataset = DATASETS.build(cfg.val_dataloader.dataset)
+    items = []
+    for idx in range(min(num, len(dataset))):
+        info = dataset.get_data_info(idx)
+        instances = [i for i in info['instances'] if not i.get('ignore_flag', 0)]
+        items.append(dict(img_path=info['img_path'], gt=dict(
+            bboxes=np.array([i['bbox'] for i in instances], dtype=np.float32).reshape(-1, 4),
+            labels=np.array([i['bbox_label'] for i in instances], dtype=np.int64))))
+    return items, tuple(dataset.metainfo['classes'])
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description='Draw the proposals P, the derived P-hat_r / P-hat_c and the final boxes of a '
+        'TSD detector (TSD paper, Figure 5).')
+    parser.add_argument('config', help='config of a detector with a TSDRoIHead')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--images', nargs='+',
+                        help='image paths or glob patterns; default: images of the val dataset')
+    parser.add_argument('--num-images', type=int, default=4,
+                        help='images to take from the val dataset when --images is not given')
+    parser.add_argument('--out-dir', default='tsd_vis', help='where the PNGs go')
+    parser.add_argument('--topk', type=int, default=5,
+                        help='proposals to draw per image, by TSD score')
+    parser.add_argument('--proposal-iou-thr', type=float, default=0.5,
+                        help='skip a proposal overlapping a better drawn one by more than this '
+                        'IoU (1 draws the plain top-k)')
+    parser.add_argument('--score-thr', type=float, default=0.3,
+                        help='smallest score of a detection drawn in the second panel')
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override config settings, key=value; data_root=... and metainfo.classes=... '
+        'reach every dataset, as in tools/test.py')
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> list[str]:
+    """Run the tool; returns the PNG paths written."""
+    args = parse_args(argv)
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        apply_data_overrides(cfg, args.cfg_options)
+        cfg.merge_from_dict(args.cfg_options)
+    model = init_detector(cfg, args.checkpoint, device=args.device)
+    bbox_head = getattr(getattr(model, 'roi_head', None), 'bbox_head', None)
+    if not hasattr(bbox_head, 'gamma_cls'):
+        raise SystemExit(f'{args.config}: the model has no TSD RoI head')
+    class_names = tuple(model.dataset_meta['classes'])
+    if args.images:
+        items = collect_images(args.images)
+    else:
+        items, class_names = dataset_images(cfg, args.num_images)
+    pipeline = Compose(get_test_pipeline_cfg(cfg))
+    os.makedirs(args.out_dir, exist_ok=True)
+    written = []
+    for item in items:
+        vis = tsd_outputs(model, pipeline, item['img_path'], args.topk, args.proposal_iou_thr)
+        img = mmcv.imread(item['img_path'], channel_order='rgb')
+        out_file = osp.join(args.out_dir, osp.splitext(osp.basename(item['img_path']))[0] + '.png')
+        draw_tsd(img, vis, class_names, out_file, item.get('gt'), args.score_thr)
+        written.append(out_file)
+        print(out_file)
+    return written
+
+
+if __name__ == '__main__':
+    main()
