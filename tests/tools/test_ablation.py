@@ -1,0 +1,66 @@
+"""tools/ablation.py: metrics read from mmengine logs, finished runs skipped, the results table."""
+import json
+import os
+import os.path as osp
+import sys
+
+import pytest
+
+sys.path.insert(0, osp.join(osp.dirname(__file__), '..', '..', 'tools'))
+import ablation  # noqa: E402
+
+
+def _fake_run(work_dir, ap):
+    vis = osp.join(work_dir, '20260101_000000', 'vis_data')
+
+    os.makedirs(vis)
+    with open(osp.join(vis, 'scalars.json'), 'w') as f:
+        f.write(json.dumps({'loss': 1.0, 'step': 10}) + '\n')
+        f.write(json.dumps({'coco/bbox_mAP': ap, 'coco/bbox_mAP_50': ap + 0.2,
+                            'coco/bbox_mAP_75': ap - 0.1, 'step': 20}) + '\n')
+
+
+def test_read_val_metrics_takes_last_logged(tmp_path):
+    assert ablation.read_val_metrics(str(tmp_path)) is None
+    _fake_run(str(tmp_path), 0.3)
+    assert ablation.read_val_metrics(str(tmp_path)) == pytest.approx(
+        {'coco/bbox_mAP': 0.3, 'coco/bbox_mAP_50': 0.5, 'coco/bbox_mAP_75': 0.2})
+
+
+def test_finished_runs_are_skipped(tmp_path, monkeypatch):
+    name = 'TSD + PC'
+    work_dir = tmp_path / ablation.slug(name) / 'seed0'
+    work_dir.mkdir(parents=True)
+    (work_dir / 'metrics.json').write_text(json.dumps({'coco/bbox_mAP': 0.4}))
+    monkeypatch.setattr(ablation.subprocess, 'run', lambda *a, **k: pytest.fail('trained again'))
+    assert ablation.run_one(name, 0, str(tmp_path), []) == {'coco/bbox_mAP': 0.4}
+
+
+def test_interrupted_run_resumes_and_records(tmp_path, monkeypatch):
+    name = 'baseline (sibling head)'
+    work_dir = tmp_path / ablation.slug(name) / 'seed1'
+    work_dir.mkdir(parents=True)
+    (work_dir / 'last_checkpoint').write_text('iter_100.pth')
+    calls = []
+
+    def fake_train(cmd, cwd, check):
+        calls.append(cmd)
+        _fake_run(str(work_dir), 0.25)
+
+    monkeypatch.setattr(ablation.subprocess, 'run', fake_train)
+    metrics = ablation.run_one(name, 1, str(tmp_path), ['data_root=/x/'])
+    assert calls[0][-1] == '--resume' and 'randomness.seed=1' in calls[0]
+    assert 'data_root=/x/' in calls[0]
+    assert metrics['coco/bbox_mAP'] == pytest.approx(0.25)
+    assert json.loads((work_dir / 'metrics.json').read_text())['coco/bbox_mAP_75'] == \
+        pytest.approx(0.15)
+
+
+def test_table_mean_and_spread(tmp_path):
+    runs = [{'coco/bbox_mAP': a, 'coco/bbox_mAP_50': a, 'coco/bbox_mAP_75': a}
+            for a in (0.30, 0.34)]
+    text = ablation.write_table({'TSD + PC': runs, 'TSD w/o PC': runs[:1]}, [0, 1],
+                                str(tmp_path / 'r.md'))
+    assert '| TSD + PC | 2 | 32.0 +- 2.8 | 32.0 +- 2.8 | 32.0 +- 2.8 |' in text
+    assert '| TSD w/o PC | 1 | 30.0 | 30.0 | 30.0 |' in text
+    assert '| baseline (sibling head) | 0 | - | - | - |' in text

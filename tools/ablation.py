@@ -1,0 +1,111 @@
+"""The ablation that checks the method on the generated data: baseline, TSD, TSD + PC, Prop.w cls.
+
+Tables 2-4 of the paper in small: every row trains the same iterations from the same config family
+(configs/shapes/), for several seeds, and docs/results.md gets AP, AP50, AP75 (mean and spread).
+Each finished run leaves metrics.json in its work dir and is skipped next time; an interrupted run
+resumes from its last checkpoint, so re-running the command continues where it stopped.
+"""
+import argparse
+import glob
+import json
+import os.path as osp
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+BASELINE = 'configs/shapes/faster-rcnn_r18_fpn_shapes.py'
+TSD = 'configs/shapes/tsd-faster-rcnn_r18_fpn_shapes.py'
+# name -> (config, --cfg-options); all TSD rows train the sibling head jointly (Table 2).
+VARIANTS = {
+    'baseline (sibling head)': (BASELINE, []),
+    'TSD w/o PC': (TSD, ['model.roi_head.pc_cls=None', 'model.roi_head.pc_loc=None']),
+    'TSD + PC': (TSD, []),
+    'TSD + PC, Prop.w cls': (TSD, ['model.roi_head.bbox_head.cls_manner=proposalwise']),
+}
+METRICS = ('coco/bbox_mAP', 'coco/bbox_mAP_50', 'coco/bbox_mAP_75')
+
+
+def slug(name: str) -> str:
+    return ''.join(c if c.isalnum() else '-' for c in name.lower()).strip('-')
+
+
+def read_val_metrics(work_dir: str) -> dict | None:
+    """The last COCO metrics mmengine logged in ``work_dir/*/vis_data/scalars.json``."""
+    found = None
+    for path in sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json'))):
+        with open(path) as f:
+            for line in f:
+                row = json.loads(line)
+                if all(k in row for k in METRICS):
+                    found = {k: row[k] for k in METRICS}
+    return found
+
+
+def run_one(name: str, seed: int, out_dir: str, extra: list[str]) -> dict:
+    config, options = VARIANTS[name]
+    work_dir = osp.join(out_dir, slug(name), f'seed{seed}')
+    metrics_file = osp.join(work_dir, 'metrics.json')
+    if osp.exists(metrics_file):
+        with open(metrics_file) as f:
+            return json.load(f)
+    cmd = [sys.executable, 'tools/train.py', config, '--work-dir', work_dir,
+           '--cfg-options', f'randomness.seed={seed}', *options, *extra]
+    if osp.exists(osp.join(work_dir, 'last_checkpoint')):
+        cmd.append('--resume')
+    print(f'\n==> {name}, seed {seed}\n$ {" ".join(cmd)}', flush=True)
+    start = time.time()
+    subprocess.run(cmd, cwd=ROOT, check=True)
+    metrics = read_val_metrics(work_dir)
+    if metrics is None:
+        raise RuntimeError(f'no COCO metrics logged in {work_dir}: did validation run?')
+    metrics['minutes'] = (time.time() - start) / 60
+    with open(metrics_file, 'w') as f:
+        json.dump(metrics, f)
+    return metrics
+
+
+def write_table(results: dict, seeds: list[int], path: str) -> str:
+    lines = ['# Ablation on the generated shapes data', '',
+             f'`python tools/ablation.py --seeds {" ".join(map(str, seeds))}`: equal iterations '
+             'per row (configs/shapes/), COCO AP on the validation split, mean +- standard '
+             'deviation over seeds (n = runs finished).', '',
+             '| method | n | AP | AP50 | AP75 |', '|---|---|---|---|---|']
+    for name in VARIANTS:
+        runs = results.get(name, [])
+        cells = []
+        for key in METRICS:
+            values = [100 * r[key] for r in runs]
+            if not values:
+                cells.append('-')
+            elif len(values) == 1:
+                cells.append(f'{values[0]:.1f}')
+            else:
+                cells.append(f'{statistics.mean(values):.1f} +- {statistics.stdev(values):.1f}')
+        lines.append(f'| {name} | {len(runs)} | ' + ' | '.join(cells) + ' |')
+    text = '\n'.join(lines) + '\n'
+    with open(path, 'w') as f:
+        f.write(text)
+    return text
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    parser.add_argument('--variants', nargs='+', choices=list(VARIANTS), default=list(VARIANTS))
+    parser.add_argument('--work-dir', default='work_dirs/ablation')
+    parser.add_argument('--out', default='docs/results.md', help='markdown table to write')
+    parser.add_argument('--cfg-options', nargs='+', default=[],
+                        help='extra overrides for every run (e.g. data_root=...)')
+    args = parser.parse_args(argv)
+    out_dir = osp.abspath(args.work_dir)
+    results: dict = {}
+    for seed in args.seeds:  # seeds outermost: an early stop still compares every row
+        for name in args.variants:
+            results.setdefault(name, []).append(run_one(name, seed, out_dir, args.cfg_options))
+            print(write_table(results, args.seeds, osp.join(ROOT, args.out)), flush=True)
+
+
+if __name__ == '__main__':
+    main()
