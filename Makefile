@@ -13,8 +13,9 @@ demo: setup  ## the main job: data, training, evaluation, pictures
 test: setup  ## the test suite (CUDA tests skip without a GPU)
 	$(PY) -m pytest tests
 
+# CUDA_HOME: torch would guess /usr/local from a /usr/local/bin/nvcc wrapper script.
 test-cuda-build: setup  ## compile the CUDA kernels with nvcc (sm_80, sm_90) into build/cuda; no GPU needed
-	FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST="8.0;9.0" MAX_JOBS=2 $(PY) setup.py -q build_ext \
+	CUDA_HOME=$${CUDA_HOME:-/usr/local/cuda} FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST="8.0;9.0" MAX_JOBS=2 $(PY) setup.py -q build_ext \
 		--build-temp build/cuda/tmp --build-lib build/cuda/lib
 
 lint: setup

@@ -13,6 +13,7 @@ def get_extensions():
     from torch.utils.cpp_extension import CppExtension, CUDAExtension, CUDA_HOME
 
     sources = sorted(glob.glob('csrc/*.cpp'))
+    include_dirs = [os.path.abspath('csrc')]
     # torch >= 2.10 headers need C++20.
     extra = {'cxx': ['-O3', '-std=c++20']}
     define_macros = []
@@ -21,6 +22,10 @@ def get_extensions():
     if with_cuda and CUDA_HOME is not None:
         extension = CUDAExtension
         sources += sorted(glob.glob('csrc/*.cu'))
+        # ATen's CUDA headers include cusparse.h etc., which a bare nvcc toolkit may lack; torch's
+        # pip wheels ship them (nvidia/cu13/include), matching the CUDA torch was built with.
+        include_dirs += glob.glob(os.path.join(
+            os.path.dirname(os.path.dirname(torch.__file__)), 'nvidia', 'cu*', 'include'))
         define_macros.append(('WITH_CUDA', None))
         extra['nvcc'] = ['-O3', '-std=c++20', '--expt-relaxed-constexpr']
     elif with_cuda:
@@ -29,7 +34,7 @@ def get_extensions():
         extension(
             'tsd_mmdet._C',
             sources,
-            include_dirs=[os.path.abspath('csrc')],
+            include_dirs=include_dirs,
             define_macros=define_macros,
             extra_compile_args=extra,
         )

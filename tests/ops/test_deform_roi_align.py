@@ -1,0 +1,516 @@
+"""Tests of tsd_mmdet.ops.deform_roi_align against torchvision's RoIAlign and the PyTorch reference.
+
+Covers TSD's Prop.w (eq. 3-4) and Point.w (eq. 5-6) pooling: values, gradients, errors, compile.
+"""
+import importlib
+import math
+import warnings
+
+import pytest
+import torch
+import torchvision
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tsd_mmdet.ops import (
+    DeformRoIAlign,
+    deform_roi_align,
+    deform_roi_align_reference,
+    has_extension,
+)
+
+_dra = importlib.import_module('tsd_mmdet.ops.deform_roi_align')
+
+needs_ext = pytest.mark.skipif(not has_extension(), reason='tsd_mmdet._C is not built')
+_skip_no_cuda = pytest.mark.skipif(not (has_extension() and torch.cuda.is_available()),
+                                   reason='needs CUDA and tsd_mmdet._C built with CUDA')
+
+
+def needs_cuda(test):
+    """Mark a test `cuda` (registered in pyproject.toml) and skip it without a GPU."""
+    return pytest.mark.cuda(_skip_no_cuda(test))
+
+
+IMPLS = [pytest.param('extension', marks=needs_ext), 'reference']
+
+
+def _run(impl, *args, **kwargs):
+    if impl == 'extension':
+        return deform_roi_align(*args, **kwargs)
+    return deform_roi_align_reference(*args, **kwargs)
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+def make_rois(k, n, height, width, spatial_scale=1.0, dtype=torch.float64, generator=None,
+              degenerate=0):
+    """(k, 5) random non-integer boxes in image coordinates, some partly off the feature map.
+
+    The last ``degenerate`` boxes have x2 < x1 or y2 < y1.
+    """
+    size = torch.tensor([width, height], dtype=torch.float64) / spatial_scale
+    xy = (torch.rand(k, 2, generator=generator, dtype=torch.float64) * 1.2 - 0.1) * size
+    wh = (torch.rand(k, 2, generator=generator, dtype=torch.float64) * 0.6 + 0.02) * size
+    xy2 = xy + wh
+    if degenerate:
+        xy2[-degenerate:] = xy[-degenerate:] - wh[-degenerate:] * 0.3
+    batch = torch.randint(0, n, (k, 1), generator=generator).to(torch.float64)
+    return torch.cat([batch, xy, xy2], 1).to(dtype)
+
+
+def make_offset(kind, k, oh, ow, dtype=torch.float64, scale=1.0, generator=None):
+    if kind is None:
+        return None
+    shape = (k, 2) if kind == 'prop' else (k, 2, oh, ow)
+    return torch.randn(shape, generator=generator, dtype=torch.float64).mul(scale).to(dtype)
+
+
+def feature_size(rois, spatial_scale, aligned):
+    """(w, h) of every RoI on the feature map, as the kernels compute it: (K, 2)."""
+    shift = 0.5 if aligned else 0.0
+    x1, y1, x2, y2 = (rois[:, i] * spatial_scale - shift for i in range(1, 5))
+    wh = torch.stack([x2 - x1, y2 - y1], 1)
+    return wh if aligned else wh.clamp(min=1.0)
+
+
+# ---- forward vs torchvision -----------------------------------------------------------------
+
+@pytest.mark.parametrize('impl', IMPLS)
+@pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
+@pytest.mark.parametrize('aligned', [True, False])
+@pytest.mark.parametrize('sampling_ratio', [0, 2])
+@pytest.mark.parametrize('spatial_scale', [1.0, 0.125])
+@pytest.mark.parametrize('offset_kind', [None, 'prop', 'point'])
+def test_forward_matches_torchvision(impl, dtype, aligned, sampling_ratio, spatial_scale,
+                                     offset_kind):
+    x = torch.randn(2, 3, 11, 14, dtype=dtype)
+    rois = make_rois(12, 2, 11, 14, spatial_scale, dtype, degenerate=2)
+    offset = make_offset(offset_kind, 12, 3, 4, dtype)
+    if offset is not None:
+        offset.zero_()
+    expected = torchvision.ops.roi_align(x, rois, (3, 4), spatial_scale, sampling_ratio,
+                                         aligned=aligned)
+    out = _run(impl, x, rois, offset, (3, 4), spatial_scale, sampling_ratio, 0.1, aligned)
+    assert out.shape == (12, 3, 3, 4) and out.dtype == dtype
+    torch.testing.assert_close(out, expected)
+
+
+@pytest.mark.parametrize('impl', IMPLS)
+@pytest.mark.parametrize('aligned', [True, False])
+@pytest.mark.parametrize('sampling_ratio', [0, 2])
+@pytest.mark.parametrize('spatial_scale', [1.0, 0.125])
+def test_prop_equals_roi_align_of_translated_boxes(impl, aligned, sampling_ratio, spatial_scale):
+    gamma = 0.3
+    x = torch.randn(2, 4, 12, 15, dtype=torch.float64)
+    rois = make_rois(10, 2, 12, 15, spatial_scale)
+    offset = make_offset('prop', 10, 5, 5)
+    # Eq. 3-4: translation gamma * offset * (w, h) on the feature map, / spatial_scale in the image.
+    shift = gamma * offset * feature_size(rois, spatial_scale, aligned) / spatial_scale
+    moved = rois.clone()
+    moved[:, 1:] += shift.repeat(1, 2)
+    expected = torchvision.ops.roi_align(x, moved, 5, spatial_scale, sampling_ratio,
+                                         aligned=aligned)
+    out = _run(impl, x, rois, offset, 5, spatial_scale, sampling_ratio, gamma, aligned)
+    torch.testing.assert_close(out, expected, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize('impl', IMPLS)
+def test_point_with_uniform_offset_equals_prop(impl):
+    x = torch.randn(1, 2, 9, 9, dtype=torch.float64)
+    rois = make_rois(5, 1, 9, 9)
+    prop = make_offset('prop', 5, 3, 3)
+    point = prop[:, :, None, None].expand(5, 2, 3, 3)
+    torch.testing.assert_close(_run(impl, x, rois, point, 3), _run(impl, x, rois, prop, 3))
+
+
+# ---- extension vs reference -------------------------------------------------------------------
+
+@needs_ext
+@pytest.mark.parametrize('offset_kind', [None, 'prop', 'point'])
+@pytest.mark.parametrize('aligned', [True, False])
+@pytest.mark.parametrize('sampling_ratio', [0, 2])
+@pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
+def test_extension_matches_reference(offset_kind, aligned, sampling_ratio, dtype):
+    x = torch.randn(2, 5, 13, 10, dtype=dtype, requires_grad=True)
+    rois = make_rois(9, 2, 13, 10, 0.5, dtype)
+    offset = make_offset(offset_kind, 9, 4, 3, dtype, scale=2.0)
+    inputs = [x] if offset is None else [x, offset.requires_grad_()]
+    args = (rois, offset, (4, 3), 0.5, sampling_ratio, 0.4, aligned)
+    out = deform_roi_align(x, *args)
+    ref = deform_roi_align_reference(x, *args)
+    tol = {'rtol': 1e-5, 'atol': 1e-5} if dtype == torch.float32 else {}
+    torch.testing.assert_close(out, ref, **tol)
+    grad = torch.randn_like(out)
+    got = torch.autograd.grad(out, inputs, grad)
+    want = torch.autograd.grad(ref, inputs, grad)
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w, **tol)
+
+
+@pytest.mark.parametrize('impl', IMPLS)
+@pytest.mark.parametrize('offset_kind', [None, 'prop', 'point'])
+@pytest.mark.parametrize('aligned', [True, False])
+@pytest.mark.parametrize('sampling_ratio', [0, 2])
+def test_gradcheck(impl, offset_kind, aligned, sampling_ratio):
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(2, 2, 7, 8, dtype=torch.float64, generator=gen, requires_grad=True)
+    rois = make_rois(5, 2, 7, 8, 0.5, generator=gen)
+    # Large offsets push samples past the borders (clamped and out-of-bounds regions).
+    offset = make_offset(offset_kind, 5, 3, 2, scale=3.0, generator=gen)
+    # The slow reference gets gradcheck's fast mode (random projections of the Jacobian).
+    fast = impl == 'reference'
+    if offset is None:
+        def fn(inp):
+            return _run(impl, inp, rois, None, (3, 2), 0.5, sampling_ratio, 0.5, aligned)
+        assert torch.autograd.gradcheck(fn, (x,), fast_mode=fast)
+    else:
+        def fn(inp, off):
+            return _run(impl, inp, rois, off, (3, 2), 0.5, sampling_ratio, 0.5, aligned)
+        assert torch.autograd.gradcheck(fn, (x, offset.requires_grad_()), fast_mode=fast)
+
+
+@needs_ext
+@settings(max_examples=30, deadline=None, derandomize=True)
+@given(n=st.integers(1, 2), c=st.integers(1, 10), height=st.integers(1, 12),
+       width=st.integers(1, 12), k=st.integers(0, 6), oh=st.integers(1, 4), ow=st.integers(1, 4),
+       sampling_ratio=st.integers(-1, 3), offset_kind=st.sampled_from([None, 'prop', 'point']),
+       aligned=st.booleans(), spatial_scale=st.sampled_from([0.25, 0.5, 1.0]),
+       gamma=st.floats(-1.0, 1.0), seed=st.integers(0, 2**31 - 1))
+def test_fuzz_extension_vs_reference(n, c, height, width, k, oh, ow, sampling_ratio, offset_kind,
+                                     aligned, spatial_scale, gamma, seed):
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, c, height, width, dtype=torch.float64, generator=gen, requires_grad=True)
+    rois = make_rois(k, n, height, width, spatial_scale, generator=gen)
+    offset = make_offset(offset_kind, k, oh, ow, scale=2.0, generator=gen)
+    inputs = [x] if offset is None else [x, offset.requires_grad_()]
+    args = (rois, offset, (oh, ow), spatial_scale, sampling_ratio, gamma, aligned)
+    out = deform_roi_align(x, *args)
+    ref = deform_roi_align_reference(x, *args)
+    assert out.shape == (k, c, oh, ow)
+    torch.testing.assert_close(out, ref)
+    grad = torch.randn(out.shape, dtype=out.dtype, generator=gen)
+    for g, w in zip(torch.autograd.grad(out, inputs, grad), torch.autograd.grad(ref, inputs, grad)):
+        torch.testing.assert_close(g, w)
+
+
+@needs_ext
+def test_backward_is_deterministic():
+    x = torch.randn(2, 16, 20, 20, requires_grad=True)
+    rois = make_rois(64, 2, 20, 20, dtype=torch.float32)
+    offset = make_offset('point', 64, 7, 7, torch.float32).requires_grad_()
+    grad = torch.randn(64, 16, 7, 7)
+    runs = [torch.autograd.grad(deform_roi_align(x, rois, offset), (x, offset), grad)
+            for _ in range(2)]
+    assert all(torch.equal(a, b) for a, b in zip(*runs))
+
+
+@needs_ext
+@pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
+def test_cpu_half_precision(dtype):
+    # Inputs representable in `dtype`, so that only the arithmetic differs from float32.
+    x = torch.randn(1, 4, 10, 10).to(dtype)
+    rois = make_rois(6, 1, 10, 10, dtype=torch.float32).to(dtype)
+    offset = make_offset('point', 6, 3, 3, torch.float32).to(dtype)
+    expected = deform_roi_align(x.float(), rois.float(), offset.float(), 3)
+    out = deform_roi_align(x, rois, offset, 3)
+    assert out.dtype == dtype
+    torch.testing.assert_close(out.float(), expected, rtol=0.02, atol=0.02)
+
+
+@needs_ext
+def test_cpu_autocast():
+    # Runs in float32 and returns the input's dtype, like torchvision's roi_align.
+    x = torch.randn(1, 3, 9, 9).bfloat16()
+    rois = make_rois(4, 1, 9, 9, dtype=torch.float32).bfloat16()
+    expected = deform_roi_align(x.float(), rois.float(), None, 3)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        out = deform_roi_align(x, rois, None, 3)
+        out_f = deform_roi_align(x.float(), rois.float(), None, 3)
+    assert out.dtype == torch.bfloat16 and out_f.dtype == torch.float32
+    torch.testing.assert_close(out, expected.bfloat16())
+    torch.testing.assert_close(out_f, expected)
+
+
+@needs_ext
+def test_batch_index_out_of_range():
+    x = torch.randn(2, 1, 5, 5)
+    rois = torch.tensor([[2.0, 0.0, 0.0, 3.0, 3.0]])
+    with pytest.raises(RuntimeError, match='batch index'):
+        deform_roi_align(x, rois)
+
+
+# ---- edge cases -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize('impl', IMPLS)
+@pytest.mark.parametrize('offset_kind', [None, 'prop', 'point'])
+def test_empty_rois(impl, offset_kind):
+    x = torch.randn(2, 3, 8, 8, requires_grad=True)
+    rois = torch.zeros(0, 5)
+    offset = make_offset(offset_kind, 0, 2, 3, torch.float32)
+    inputs = [x] if offset is None else [x, offset.requires_grad_()]
+    out = _run(impl, x, rois, offset, (2, 3))
+    assert out.shape == (0, 3, 2, 3)
+    grads = torch.autograd.grad(out.sum(), inputs)
+    assert grads[0].shape == x.shape and not grads[0].any()
+    if offset is not None:
+        assert grads[1].shape == offset.shape
+
+
+@pytest.mark.parametrize('impl', IMPLS)
+def test_samples_outside_contribute_zero(impl):
+    x = torch.randn(1, 2, 6, 6, requires_grad=True)
+    rois = torch.tensor([[0.0, 20.0, 20.0, 30.0, 30.0], [0.0, 1.0, 1.0, 4.0, 4.0]])
+    offset = torch.tensor([[0.0, 0.0], [50.0, 0.0]], requires_grad=True)  # second moves away
+    out = _run(impl, x, rois, offset, 2, 1.0, 2, 1.0)
+    assert not out.any()
+    gx, go = torch.autograd.grad(out.sum(), (x, offset))
+    assert not gx.any() and not go.any()
+
+
+@pytest.mark.parametrize('impl', IMPLS)
+def test_non_contiguous_inputs(impl):
+    x = torch.randn(2, 6, 10, 12, dtype=torch.float64)
+    rois = make_rois(7, 2, 10, 12)
+    offset = make_offset('point', 7, 3, 3)
+    expected = _run(impl, x, rois, offset, 3, 1.0, 2)
+    x_nc = x.to(memory_format=torch.channels_last)
+    rois_nc = torch.cat([rois, torch.zeros(7, 3, dtype=rois.dtype)], 1)[:, :5]
+    offset_nc = offset.permute(0, 1, 3, 2).contiguous().permute(0, 1, 3, 2)
+    assert not (x_nc.is_contiguous() or rois_nc.is_contiguous() or offset_nc.is_contiguous())
+    x_nc.requires_grad_()
+    offset_nc.requires_grad_()
+    out = _run(impl, x_nc, rois_nc, offset_nc, 3, 1.0, 2)
+    torch.testing.assert_close(out, expected)
+    # Non-contiguous (expanded) output gradient.
+    gx, go = torch.autograd.grad(out.sum(), (x_nc, offset_nc))
+    x_c, off_c = x.clone().requires_grad_(), offset.clone().requires_grad_()
+    want = torch.autograd.grad(_run(impl, x_c, rois, off_c, 3, 1.0, 2).sum(), (x_c, off_c))
+    torch.testing.assert_close(gx, want[0])
+    torch.testing.assert_close(go, want[1])
+
+
+# ---- bad input --------------------------------------------------------------------------------
+
+def _good_args():
+    x = torch.randn(2, 3, 8, 8)
+    rois = torch.tensor([[0.0, 1.0, 1.0, 5.0, 6.0], [1.0, 2.0, 0.5, 7.0, 7.5]])
+    return {'input': x, 'rois': rois, 'offset': torch.zeros(2, 2), 'output_size': (2, 3),
+            'spatial_scale': 1.0, 'sampling_ratio': 0, 'gamma': 0.1, 'aligned': True}
+
+
+BAD_INPUTS = [
+    ('input', [1.0], TypeError, 'input must be a torch.Tensor'),
+    ('input', torch.randn(3, 8, 8), ValueError, r'input must be a \(N, C, H, W\) tensor'),
+    ('input', torch.ones(2, 3, 8, 8, dtype=torch.int64), TypeError, 'input must be a floating'),
+    ('rois', None, TypeError, 'rois must be a torch.Tensor'),
+    ('rois', torch.zeros(3, 4), ValueError,
+     r'rois must be a \(K, 5\) tensor, got shape \(3, 4\)'),
+    ('rois', torch.zeros(2, 5, 1), ValueError, r'rois must be a \(K, 5\) tensor'),
+    ('rois', torch.zeros(2, 5, dtype=torch.float64), TypeError, 'rois must have the dtype'),
+    ('rois', torch.zeros(2, 5, device='meta'), ValueError, 'rois must be on the device'),
+    ('offset', torch.zeros(3, 2), ValueError, r'offset must be a \(K, 2\) or \(K, 2, oh, ow\)'),
+    ('offset', torch.zeros(2, 2, 3, 2), ValueError, r'got shape \(2, 2, 3, 2\)'),
+    ('offset', torch.zeros(2, 3), ValueError, 'offset must be'),
+    ('offset', torch.zeros(2, 2, dtype=torch.float64), TypeError, 'offset must have the dtype'),
+    ('offset', torch.zeros(2, 2, device='meta'), ValueError, 'offset must be on the device'),
+    ('offset', [[0.0, 0.0]], TypeError, 'offset must be None or a torch.Tensor'),
+    ('output_size', 0, ValueError, 'output_size must be positive'),
+    ('output_size', (2, -1), ValueError, 'output_size must be positive'),
+    ('output_size', (2, 2, 2), ValueError, 'output_size must be an int or a pair'),
+    ('output_size', 2.5, TypeError, 'output_size must be an int'),
+    ('output_size', True, TypeError, 'output_size must be an int'),
+    ('spatial_scale', '1', TypeError, 'spatial_scale must be a number'),
+    ('spatial_scale', 0.0, ValueError, 'spatial_scale must be finite and positive'),
+    ('spatial_scale', math.inf, ValueError, 'spatial_scale must be finite and positive'),
+    ('sampling_ratio', 2.0, TypeError, 'sampling_ratio must be an int'),
+    ('gamma', None, TypeError, 'gamma must be a number'),
+    ('gamma', math.nan, ValueError, 'gamma must be finite'),
+    ('gamma', -math.inf, ValueError, 'gamma must be finite'),
+    ('aligned', 1, TypeError, 'aligned must be a bool'),
+]
+
+
+@pytest.mark.parametrize('fn', [deform_roi_align, deform_roi_align_reference])
+@pytest.mark.parametrize('name,value,exc,match', BAD_INPUTS,
+                         ids=[f'{b[0]}-{i}' for i, b in enumerate(BAD_INPUTS)])
+def test_bad_input_raises(fn, name, value, exc, match):
+    args = _good_args()
+    fn(**args)  # the unmodified arguments are fine
+    args[name] = value
+    with pytest.raises(exc, match=match):
+        fn(**args)
+
+
+@needs_ext
+def test_cpp_checks_back_up_python_checks():
+    x = torch.randn(1, 2, 5, 5)
+    with pytest.raises(RuntimeError, match=r'rois must be a \(K, 5\) tensor'):
+        torch.ops.tsd_mmdet.deform_roi_align(x, torch.zeros(2, 4), None, 1.0, 2, 2, 0, 0.1, True)
+    with pytest.raises(RuntimeError, match='offset must be'):
+        torch.ops.tsd_mmdet.deform_roi_align(x, torch.zeros(2, 5), torch.zeros(2, 3), 1.0, 2, 2,
+                                             0, 0.1, True)
+    with pytest.raises(RuntimeError, match='output size must be positive'):
+        torch.ops.tsd_mmdet.deform_roi_align(x, torch.zeros(2, 5), None, 1.0, 0, 2, 0, 0.1, True)
+
+
+# ---- module, compile, registration, fallback --------------------------------------------------
+
+def test_module():
+    m = DeformRoIAlign(output_size=(2, 3), spatial_scale=0.5, sampling_ratio=2, gamma=0.2)
+    assert repr(m) == ('DeformRoIAlign(output_size=(2, 3), spatial_scale=0.5, sampling_ratio=2, '
+                       'gamma=0.2, aligned=True)')
+    x = torch.randn(2, 3, 8, 8)
+    rois = make_rois(4, 2, 8, 8, 0.5, torch.float32)
+    offset = make_offset('point', 4, 2, 3, torch.float32)
+    torch.testing.assert_close(m(x, rois, offset),
+                               deform_roi_align(x, rois, offset, (2, 3), 0.5, 2, 0.2, True))
+    torch.testing.assert_close(m(x, rois), deform_roi_align(x, rois, None, (2, 3), 0.5, 2))
+    with pytest.raises(ValueError, match='output_size must be positive'):
+        DeformRoIAlign(0, 1.0)
+    with pytest.raises(ValueError, match='gamma must be finite'):
+        DeformRoIAlign(7, 1.0, gamma=math.nan)
+
+
+@needs_ext
+@pytest.mark.parametrize('offset_kind', [None, 'prop', 'point'])
+def test_torch_compile_fullgraph(offset_kind):
+    torch._dynamo.reset()
+    x = torch.randn(2, 3, 9, 11, requires_grad=True)
+    rois = make_rois(5, 2, 9, 11, 0.5, torch.float32)
+    offset = make_offset(offset_kind, 5, 3, 3, torch.float32)
+    inputs = [x] if offset is None else [x, offset.requires_grad_()]
+
+    def fn(inp, off):
+        return deform_roi_align(inp, rois, off, 3, 0.5, 2, 0.1, True).relu().sum()
+
+    compiled = torch.compile(fn, fullgraph=True, backend='aot_eager')
+    got = compiled(x, offset)
+    want = fn(x, offset)
+    torch.testing.assert_close(got, want)
+    for g, w in zip(torch.autograd.grad(got, inputs), torch.autograd.grad(want, inputs)):
+        torch.testing.assert_close(g, w)
+    torch._dynamo.reset()
+
+
+@needs_ext
+@pytest.mark.parametrize('offset_kind', [None, 'prop', 'point'])
+def test_opcheck(offset_kind):
+    x = torch.randn(2, 3, 6, 7, dtype=torch.float64, requires_grad=True)
+    rois = make_rois(4, 2, 6, 7)
+    offset = make_offset(offset_kind, 4, 2, 2)
+    if offset is not None:
+        offset.requires_grad_()
+    torch.library.opcheck(torch.ops.tsd_mmdet.deform_roi_align.default,
+                          (x, rois, offset, 1.0, 2, 2, 2, 0.1, True))
+
+
+def test_fallback_warns_once_and_matches(monkeypatch):
+    monkeypatch.setattr(_dra, '_USE_EXTENSION', False)
+    monkeypatch.setattr(_dra, '_WARNED', set())
+    monkeypatch.setattr(_dra, '_EXTENSION_ERROR', ImportError('forced by the test'))
+    assert not has_extension()
+    x = torch.randn(1, 2, 8, 8, dtype=torch.float64)
+    rois = make_rois(3, 1, 8, 8)
+    offset = make_offset('prop', 3, 2, 2)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        first = deform_roi_align(x, rois, offset, 2)
+        second = deform_roi_align(x, rois, None, 2)
+    messages = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+    assert len(messages) == 1 and 'not built' in messages[0] and 'build_ext' in messages[0]
+    torch.testing.assert_close(first, deform_roi_align_reference(x, rois, offset, 2))
+    torch.testing.assert_close(second, torchvision.ops.roi_align(x, rois, 2, aligned=True))
+
+
+def test_reference_handles_realistic_size_quickly():
+    # 512 RoIs on a 256-channel stride-8 map: the fallback must stay usable.
+    x = torch.randn(1, 32, 50, 84)
+    rois = make_rois(512, 1, 50, 84, 0.125, torch.float32)
+    offset = make_offset('point', 512, 7, 7, torch.float32)
+    out = deform_roi_align_reference(x, rois, offset, 7, 0.125, 2)
+    assert out.shape == (512, 32, 7, 7) and torch.isfinite(out).all()
+
+
+# ---- CUDA (skipped without a GPU) -------------------------------------------------------------
+
+def _cuda_case(dtype=torch.float32, offset_kind='point'):
+    x = torch.randn(2, 8, 20, 24)
+    rois = make_rois(16, 2, 20, 24, 0.5, torch.float32)
+    offset = make_offset(offset_kind, 16, 4, 5, torch.float32, scale=2.0)
+    return x, rois, offset
+
+
+@needs_cuda
+@pytest.mark.parametrize('offset_kind', [None, 'prop', 'point'])
+@pytest.mark.parametrize('sampling_ratio', [0, 2])
+@pytest.mark.parametrize('aligned', [True, False])
+def test_cuda_matches_cpu(offset_kind, sampling_ratio, aligned):
+    x, rois, offset = _cuda_case(offset_kind=offset_kind)
+    args = ((4, 5), 0.5, sampling_ratio, 0.3, aligned)
+    grad = torch.randn(16, 8, 4, 5)
+
+    def run(device):
+        xd = x.to(device).requires_grad_()
+        od = None if offset is None else offset.to(device).requires_grad_()
+        out = deform_roi_align(xd, rois.to(device), od, *args)
+        inputs = [xd] if od is None else [xd, od]
+        return [out, *torch.autograd.grad(out, inputs, grad.to(device))]
+
+    for got, want in zip(run('cuda'), run('cpu')):
+        torch.testing.assert_close(got.cpu(), want, rtol=1e-4, atol=1e-4)
+
+
+@needs_cuda
+def test_cuda_matches_torchvision():
+    x, rois, _ = _cuda_case()
+    x, rois = x.cuda(), rois.cuda()
+    expected = torchvision.ops.roi_align(x, rois, (4, 5), 0.5, 0, aligned=True)
+    torch.testing.assert_close(deform_roi_align(x, rois, None, (4, 5), 0.5, 0), expected)
+
+
+@needs_cuda
+@pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize('offset_kind', [None, 'prop', 'point'])
+def test_cuda_half_precision(dtype, offset_kind):
+    # Inputs representable in `dtype`, so that only the arithmetic differs from float32.
+    x, rois, offset = _cuda_case(offset_kind=offset_kind)
+    x, rois = x.cuda().to(dtype).float(), rois.cuda().to(dtype).float()
+    offset = None if offset is None else offset.cuda().to(dtype).float()
+    grad = torch.randn(16, 8, 4, 5, device='cuda').to(dtype).float()
+
+    def run(dt):
+        xd = x.to(dt).requires_grad_()
+        od = None if offset is None else offset.to(dt).requires_grad_()
+        out = deform_roi_align(xd, rois.to(dt), od, (4, 5), 0.5, 2, 0.3)
+        inputs = [xd] if od is None else [xd, od]
+        return [out, *torch.autograd.grad(out, inputs, grad.to(dt))]
+
+    for got, want in zip(run(dtype), run(torch.float32)):
+        assert got.dtype == dtype
+        torch.testing.assert_close(got.float(), want, rtol=0.05, atol=0.05)
+
+
+@needs_cuda
+def test_cuda_autocast():
+    # Runs in float32 and returns the input's dtype, like torchvision's roi_align.
+    x, rois, offset = (t.cuda().half() for t in _cuda_case())
+    expected = deform_roi_align(x.float(), rois.float(), offset.float(), (4, 5), 0.5)
+    with torch.autocast('cuda', dtype=torch.float16):
+        out = deform_roi_align(x, rois, offset, (4, 5), 0.5)
+        out_f = deform_roi_align(x.float(), rois.float(), offset.float(), (4, 5), 0.5)
+    assert out.dtype == torch.float16 and out_f.dtype == torch.float32
+    torch.testing.assert_close(out, expected.half())
+    torch.testing.assert_close(out_f, expected)
+
+
+@needs_cuda
+def test_cuda_empty_rois():
+    x = torch.randn(1, 3, 8, 8, device='cuda', requires_grad=True)
+    offset = torch.zeros(0, 2, 2, 2, device='cuda', requires_grad=True)
+    out = deform_roi_align(x, torch.zeros(0, 5, device='cuda'), offset, 2)
+    assert out.shape == (0, 3, 2, 2)
+    gx, go = torch.autograd.grad(out.sum(), (x, offset))
+    assert not gx.any() and go.shape == offset.shape
