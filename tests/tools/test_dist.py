@@ -1,0 +1,74 @@
+"""tools/dist_train.sh on CPU: two gloo ranks train together; tools/cpu_dist.py's config changes."""
+import importlib.util
+import os
+import os.path as osp
+import re
+import socket
+import subprocess
+import sys
+
+import pytest
+
+pytest.importorskip('mmdet')
+import torch  # noqa: E402
+from mmengine.config import Config  # noqa: E402
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+TOOLS = osp.join(ROOT, 'tools')
+BASELINE = osp.join(ROOT, 'configs', 'shapes', 'faster-rcnn_r18_fpn_shapes.py')
+no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason='tests the CPU fallback')
+
+
+def _load(name, path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+@no_cuda
+def test_syncbn_becomes_bn_without_cuda():
+    cpu_dist = _load('cpu_dist', osp.join(TOOLS, 'cpu_dist.py'))
+    cfg = Config.fromfile(BASELINE)
+    cfg.model.backbone.norm_cfg = dict(type='SyncBN', requires_grad=True)
+    cfg.model.neck.norm_cfg = dict(type='SyncBN')
+    cfg.sync_bn = 'torch'
+    cpu_dist.adapt_to_cpu(cfg, 'none')
+    assert cfg.model.backbone.norm_cfg.type == 'BN' and cfg.model.neck.norm_cfg.type == 'BN'
+    assert cfg.sync_bn is None
+    assert cfg.env_cfg.dist_cfg.backend == 'nccl'  # not distributed: left alone
+
+
+@no_cuda
+def test_dist_train_two_cpu_ranks(tmp_path):
+    gs = _load('generate_shapes', osp.join(TOOLS, 'data', 'generate_shapes.py'))
+    data = tmp_path / 'data'
+    gs.generate_dataset(str(data), num_train=8, num_val=4, min_image_size=64, max_image_size=128,
+                        max_objects=4)
+    work = tmp_path / 'work'
+    options = [
+        f'data_root={data}/', 'train_cfg.max_iters=3', 'train_dataloader.batch_size=1',
+        'default_hooks.logger.interval=1',
+        'train_dataloader.dataset.pipeline.2.scale=(128,128)',
+        'val_dataloader.dataset.pipeline.1.scale=(128,128)',
+    ] + [f'{split}_dataloader.{key}' for split in ('train', 'val')
+         for key in ('num_workers=0', 'persistent_workers=False')]
+    env = dict(os.environ, PYTHON=sys.executable, PORT=str(_free_port()), OMP_NUM_THREADS='1')
+    out = subprocess.run(
+        ['bash', osp.join(TOOLS, 'dist_train.sh'), BASELINE, '2', '--work-dir', str(work),
+         '--cfg-options', *options],
+        cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=300)
+    log = out.stdout + out.stderr
+    assert out.returncode == 0, log[-5000:]
+    assert "backend 'nccl' -> 'gloo'" in log
+    assert 'gloo process group up, rank 0 of 2' in log
+    assert 'gloo process group up, rank 1 of 2' in log
+    assert re.search(r'Iter\(train\) \[3/3\]', log)
+    assert 'coco/bbox_mAP_50' in log
+    assert (work / 'iter_3.pth').is_file()

@@ -1,0 +1,195 @@
+"""tools/train.py and tools/test.py on a tiny generated dataset, and the dataset checks they run
+before building the runner (tools/dataset_check.py)."""
+import importlib.util
+import json
+import os
+import os.path as osp
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+pytest.importorskip('mmdet')
+from mmengine.config import Config  # noqa: E402
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+TOOLS = osp.join(ROOT, 'tools')
+BASELINE = osp.join(ROOT, 'configs', 'shapes', 'faster-rcnn_r18_fpn_shapes.py')
+TSD = osp.join(ROOT, 'configs', 'shapes', 'tsd-faster-rcnn_r18_fpn_shapes.py')
+
+
+def _load(name, path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+gs = _load('generate_shapes', osp.join(TOOLS, 'data', 'generate_shapes.py'))
+dc = _load('dataset_check', osp.join(TOOLS, 'dataset_check.py'))
+
+# Shrinks the baseline to seconds: 2 iterations of 2 images at 128 px, no worker processes.
+SMALL = [
+    'train_cfg.max_iters=2', 'train_dataloader.batch_size=2', 'default_hooks.logger.interval=1',
+    'model.test_cfg.rcnn.score_thr=0.0',
+    'train_dataloader.dataset.pipeline.2.scale=(128,128)',
+    'val_dataloader.dataset.pipeline.1.scale=(128,128)',
+    'test_dataloader.dataset.pipeline.1.scale=(128,128)',
+] + [f'{split}_dataloader.{key}' for split in ('train', 'val', 'test')
+     for key in ('num_workers=0', 'persistent_workers=False')]
+
+
+@pytest.fixture(scope='module')
+def tiny_data(tmp_path_factory):
+    root = tmp_path_factory.mktemp('shapes')
+    gs.generate_dataset(str(root), num_train=8, num_val=4, min_image_size=64, max_image_size=128,
+                        max_objects=4)
+    return str(root) + '/'
+
+
+def _copy(tiny_data, tmp_path):
+    dst = tmp_path / 'data'
+    shutil.copytree(tiny_data, dst)
+    return dst
+
+
+def _cfg(data_root, config=BASELINE, **overrides):
+    cfg = Config.fromfile(config, import_custom_modules=False)
+    options = dict(data_root=str(data_root) + '/', **overrides)
+    dc.apply_data_overrides(cfg, options)
+    cfg.merge_from_dict(options)
+    return cfg
+
+
+def _run(*args, timeout=300):
+    path = os.pathsep.join(filter(None, [ROOT, os.getenv('PYTHONPATH')]))
+    env = dict(os.environ, PYTHONPATH=path)
+    return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_help():
+    for tool, flags in (('train.py', ('--resume', '--amp', '--auto-scale-lr')),
+                        ('test.py', ('--out', '--show-dir'))):
+        out = _run(osp.join(TOOLS, tool), '--help')
+        assert out.returncode == 0, out.stderr
+        for flag in ('--work-dir', '--cfg-options', '--launcher', *flags):
+            assert flag in out.stdout
+
+
+def test_train_then_test(tiny_data, tmp_path):
+    work = tmp_path / 'work'
+    common = ['--work-dir', str(work), '--cfg-options', f'data_root={tiny_data}', *SMALL]
+    out = _run(osp.join(TOOLS, 'train.py'), BASELINE, *common)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    log = out.stdout + out.stderr
+    assert 'dataset check passed' in log
+    assert re.search(r'Iter\(train\) \[2/2\].*eta', log)
+    assert (work / 'iter_2.pth').is_file()
+    assert (work / 'last_checkpoint').read_text().strip().endswith('iter_2.pth')
+    assert 'coco/bbox_mAP_50' in log  # validation ran at the end of training
+
+    preds = tmp_path / 'preds.pkl'
+    out = _run(osp.join(TOOLS, 'test.py'), BASELINE, str(work / 'iter_2.pth'),
+               '--out', str(preds), *common)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    log = out.stdout + out.stderr
+    for key in ('bbox_mAP', 'bbox_mAP_50', 'bbox_mAP_75', 'bbox_mAP_s'):
+        value = float(re.search(rf'coco/{key}: ([\d.]+)', log).group(1))
+        assert 0.0 <= value <= 1.0
+    assert 'Average Precision  (AP) @[ IoU=0.50      | area=   all' in log
+    assert preds.is_file()
+
+
+def test_train_stops_on_bad_data_before_training(tmp_path):
+    missing = tmp_path / 'nowhere'
+    out = _run(osp.join(TOOLS, 'train.py'), BASELINE, '--work-dir', str(tmp_path / 'work'),
+               '--cfg-options', f'data_root={missing}/', *SMALL, timeout=120)
+    assert out.returncode != 0
+    assert 'dataset error: annotation file' in out.stderr
+    assert str(missing) in out.stderr
+    assert '--cfg-options train_dataloader.dataset.data_root=' in out.stderr
+    assert 'Traceback' not in out.stderr
+    assert not (tmp_path / 'work').exists() or not list((tmp_path / 'work').rglob('*.pth'))
+
+
+def test_check_passes_on_good_data(tiny_data):
+    dc.check_datasets(_cfg(tiny_data))
+
+
+def test_missing_annotation_file(tmp_path):
+    with pytest.raises(dc.DatasetCheckError) as err:
+        dc.check_datasets(_cfg(tmp_path / 'nowhere'))
+    msg = str(err.value)
+    assert 'nowhere/annotations/instances_train.json not found' in msg
+    assert '--cfg-options train_dataloader.dataset.data_root=' in msg
+
+
+def test_missing_image_folder(tiny_data, tmp_path):
+    data = _copy(tiny_data, tmp_path)
+    shutil.rmtree(data / 'val')
+    with pytest.raises(dc.DatasetCheckError, match=r'image folder .*val.* not found.*'
+                       r'val_dataloader\.dataset\.data_prefix\.img'):
+        dc.check_datasets(_cfg(data), ('train', 'val'))
+
+
+def test_missing_image_file(tiny_data, tmp_path):
+    data = _copy(tiny_data, tmp_path)
+    (data / 'train' / '000001.jpg').unlink()
+    with pytest.raises(dc.DatasetCheckError, match=r'image .*000001\.jpg .*not found'):
+        dc.check_datasets(_cfg(data))
+
+
+@pytest.mark.parametrize('content, message', [
+    ('{"images": [', 'is not valid JSON'),
+    ('[1, 2, 3]', 'is not COCO-shaped'),
+    ('{"images": [], "annotations": [], "categories": []}', 'empty annotation file'),
+])
+def test_bad_annotation_json(tiny_data, tmp_path, content, message):
+    data = _copy(tiny_data, tmp_path)
+    (data / 'annotations' / 'instances_train.json').write_text(content)
+    with pytest.raises(dc.DatasetCheckError, match=message) as err:
+        dc.check_datasets(_cfg(data))
+    assert 'instances_train.json' in str(err.value)
+
+
+def test_no_annotations_is_empty(tiny_data, tmp_path):
+    data = _copy(tiny_data, tmp_path)
+    path = data / 'annotations' / 'instances_val.json'
+    coco = json.loads(path.read_text())
+    coco['annotations'] = []
+    path.write_text(json.dumps(coco))
+    with pytest.raises(dc.DatasetCheckError, match='empty annotation file .*0 annotations'):
+        dc.check_datasets(_cfg(data), ('train', 'val'))
+
+
+def test_unknown_class(tiny_data):
+    cfg = _cfg(tiny_data, **{'metainfo.classes': ['disc', 'foo']})
+    with pytest.raises(dc.DatasetCheckError) as err:
+        dc.check_datasets(cfg)
+    assert "unknown class 'foo'" in str(err.value)
+    assert 'has: disc, triangle, square, star, ring, cross' in str(err.value)
+
+
+def test_missing_metric_annotation_file(tiny_data, tmp_path):
+    cfg = _cfg(tiny_data, **{'val_evaluator.ann_file': str(tmp_path / 'gone.json')})
+    dc.check_datasets(cfg, ('train',))  # the metric belongs to validation
+    with pytest.raises(dc.DatasetCheckError, match=r'gone\.json not found.*val_evaluator'):
+        dc.check_datasets(cfg, ('train', 'val'))
+
+
+def test_overrides_reach_every_dataset_and_head(tmp_path):
+    cfg = _cfg(tmp_path / 'elsewhere', TSD, **{'metainfo.classes': ['disc', 'star']})
+    for split in ('train', 'val', 'test'):
+        ds = cfg[f'{split}_dataloader'].dataset
+        assert ds.data_root == f'{tmp_path}/elsewhere/'
+        assert list(ds.metainfo.classes) == ['disc', 'star']
+    for split in ('val', 'test'):
+        assert cfg[f'{split}_evaluator'].ann_file == \
+            f'{tmp_path}/elsewhere/annotations/instances_val.json'
+    roi_head = cfg.model.roi_head
+    assert roi_head.bbox_head.num_classes == roi_head.sibling_head.num_classes == 2
+    fpn_channels = cfg.model.neck.out_channels
+    assert roi_head.sibling_head.in_channels == roi_head.bbox_head.in_channels == fpn_channels

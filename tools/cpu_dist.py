@@ -1,0 +1,65 @@
+"""Make a GPU-minded mmdet config run on a machine without CUDA, distributed runs included.
+
+mmdet's default runtime asks for the nccl backend, and mmengine's ``init_dist`` for the pytorch
+launcher calls ``torch.cuda.set_device`` and wraps the model with ``device_ids=[local_rank]``; all
+three fail without a GPU. Without CUDA, ``adapt_to_cpu`` therefore turns SyncBN into BN, and for
+``--launcher pytorch`` (torchrun, tools/dist_train.sh) it starts the process group with gloo
+itself (mmengine then skips ``init_dist``) and wraps the model for CPU. Every change is logged.
+"""
+import datetime
+
+import torch
+import torch.distributed as torch_dist
+from mmengine.config import Config
+from mmengine.logging import print_log
+
+
+def _syncbn_to_bn(node) -> int:
+    """Replace ``type='SyncBN'`` (mmcv) and ``'SyncBatchNorm'`` by ``'BN'``; return the count."""
+    count = 0
+    if isinstance(node, dict):
+        if node.get('type') in ('SyncBN', 'SyncBatchNorm', 'MMSyncBN'):
+            node['type'] = 'BN'
+            count += 1
+        for value in node.values():
+            count += _syncbn_to_bn(value)
+    elif isinstance(node, list):
+        for value in node:
+            count += _syncbn_to_bn(value)
+    return count
+
+
+def adapt_to_cpu(cfg: Config, launcher: str) -> None:
+    """Without CUDA: SyncBN -> BN, and for the pytorch launcher a gloo process group and a CPU
+    model wrapper. Does nothing when CUDA is available."""
+    if torch.cuda.is_available():
+        return
+    if _syncbn_to_bn(cfg.model):
+        print_log('no CUDA: SyncBN layers in the model config are built as BN instead',
+                  logger='current')
+    if cfg.get('sync_bn'):
+        print_log(f'no CUDA: ignoring sync_bn={cfg.sync_bn!r} (SyncBatchNorm needs a GPU)',
+                  logger='current')
+        cfg.sync_bn = None
+    if launcher == 'none':
+        return
+    if launcher != 'pytorch':
+        raise RuntimeError(f'no CUDA: distributed CPU runs support --launcher pytorch only, '
+                           f'not {launcher!r} (mmengine sets a CUDA device for it)')
+    dist_cfg = cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})
+    if dist_cfg.get('backend', 'nccl') != 'gloo':
+        print_log(f"no CUDA: distributed backend {dist_cfg.get('backend', 'nccl')!r} -> 'gloo'",
+                  logger='current')
+        dist_cfg['backend'] = 'gloo'
+    if not torch_dist.is_initialized():
+        timeout = dist_cfg.get('timeout')
+        kwargs = {} if timeout is None else dict(timeout=datetime.timedelta(seconds=timeout))
+        torch_dist.init_process_group(backend='gloo', **kwargs)
+        print_log(f'no CUDA: gloo process group up, rank {torch_dist.get_rank()} of '
+                  f'{torch_dist.get_world_size()}', logger='current')
+    wrapper = cfg.get('model_wrapper_cfg') or dict(
+        type='MMDistributedDataParallel', broadcast_buffers=False,
+        find_unused_parameters=cfg.get('find_unused_parameters', False))
+    if wrapper.get('type', 'MMDistributedDataParallel') == 'MMDistributedDataParallel':
+        wrapper['device_ids'] = None  # mmengine's default [local_rank] names a CUDA device
+    cfg.model_wrapper_cfg = wrapper
