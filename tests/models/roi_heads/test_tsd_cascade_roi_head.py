@@ -11,6 +11,7 @@ import torch
 from mmdet.registry import MODELS
 from mmdet.structures.bbox import bbox2roi
 from mmengine.config import Config
+from mmengine.runner import load_checkpoint
 
 from tsd_mmdet.models.roi_heads import TSDCascadeRoIHead
 
@@ -79,11 +80,13 @@ def cascade_head(cascade_model_cfg):
 
 @pytest.fixture
 def cascade_detector(cascade_model_cfg):
-    """Factory: ``cascade_detector()`` -> initialised tiny TSD Cascade R-CNN."""
+    """Factory: ``cascade_detector(**roi_head_overrides)`` -> initialised tiny TSD Cascade R-CNN."""
 
-    def build():
+    def build(**overrides):
         torch.manual_seed(0)
-        model = MODELS.build(copy.deepcopy(cascade_model_cfg))
+        model_cfg = copy.deepcopy(cascade_model_cfg)
+        model_cfg.roi_head.update(overrides)
+        model = MODELS.build(model_cfg)
         model.init_weights()
         return model
 
@@ -295,6 +298,37 @@ def test_detector_predict_without_siblings(cascade_detector, batch):
         assert pred.bboxes.shape[1:] == (4, ) and len(pred.scores) == len(pred.labels) <= 100
     cls_scores, bbox_preds = tensors[-1]  # (cls_scores, bbox_preds) of the cascade
     assert cls_scores[0].shape[-1] == NUM_CLASSES + 1 and bbox_preds[0].shape[-1] == 4
+
+
+def test_checkpoints_load_with_and_without_siblings(cascade_detector, tmp_path):
+    trained = cascade_detector()
+    trained_state = {k: v.clone() for k, v in trained.state_dict().items()}
+    assert any('.sibling_head.2.' in k for k in trained_state)
+    torch.save({'state_dict': trained_state}, tmp_path / 'train.pth')
+    # Inference model (no siblings) from a training checkpoint: sibling keys are not unexpected.
+    inference = cascade_detector(sibling_head=None, pc_cls=None, pc_loc=None)
+    load_checkpoint(inference, str(tmp_path / 'train.pth'), strict=True)
+    for key, value in inference.state_dict().items():
+        torch.testing.assert_close(value, trained_state[key])
+    inference.load_state_dict(trained_state, strict=True)
+
+    # Training model from an inference checkpoint: every stage's sibling keeps its weights.
+    torch.manual_seed(1)
+    for p in inference.parameters():
+        p.data.normal_()
+    student = cascade_detector()
+    siblings_before = {k: v.clone() for k, v in student.roi_head.sibling_head.state_dict().items()}
+    student.load_state_dict(inference.state_dict(), strict=True)
+    for key, value in student.state_dict().items():
+        if '.sibling_head.' in key:
+            torch.testing.assert_close(value, siblings_before[key.split('.sibling_head.')[1]])
+        else:
+            torch.testing.assert_close(value, inference.state_dict()[key])
+
+    # Part of the siblings (one stage) is genuinely missing: still reported.
+    partial = {k: v for k, v in trained_state.items() if '.sibling_head.1.' not in k}
+    with pytest.raises(RuntimeError, match='sibling_head.1'):
+        student.load_state_dict(partial, strict=True)
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ from torch import Tensor
 
 from ..bbox_heads import TSDBBoxHead
 from ..roi_extractors import TSDRoIExtractor
+from .sibling_checkpoint import load_tolerating_sibling
 from .tsd_roi_head import TSDRoIHead
 
 
@@ -55,6 +56,10 @@ class TSDCascadeRoIHead(CascadeRoIHead):
 
     Loss keys: ``s{i}.`` + the keys of :class:`TSDRoIHead`; every key with ``loss`` in its name
     is multiplied by ``stage_loss_weights[i]`` (PC terms included), as mmdet does.
+
+    Checkpoints load strictly across the two set-ups, as for :class:`TSDRoIHead`: with siblings
+    and none of their weights in the checkpoint, the initialised siblings are kept; without
+    siblings, the checkpoint's ``sibling_head.*`` keys are ignored.
 
     Args:
         num_stages (int): Number of cascade stages.
@@ -199,3 +204,13 @@ class TSDCascadeRoIHead(CascadeRoIHead):
             boxes = bbox_head.regress_by_class(rois[:, 1:], labels, deltas, img_meta)
             refined.append(torch.cat([rois[:, :1], get_box_tensor(boxes)], dim=1))
         return torch.cat(refined)
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, local_metadata: dict,
+                              strict: bool, missing_keys: list[str], unexpected_keys: list[str],
+                              error_msgs: list[str]) -> None:
+        """Tolerate a checkpoint with or without the stages' sibling weights (see
+        :func:`load_tolerating_sibling`)."""
+        load_tolerating_sibling(
+            self, lambda: super(TSDCascadeRoIHead, self)._load_from_state_dict(
+                state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                error_msgs), state_dict, prefix, unexpected_keys)

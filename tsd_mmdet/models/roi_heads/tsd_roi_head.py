@@ -11,11 +11,11 @@ from mmdet.models.utils import empty_instances
 from mmdet.registry import MODELS
 from mmdet.structures.bbox import bbox2roi, bbox_overlaps, get_box_tensor
 from mmdet.utils import ConfigType, InstanceList, OptConfigType
-from mmengine.logging import print_log
 from torch import Tensor, nn
 
 from ..bbox_heads import TSDBBoxHead
 from ..roi_extractors import TSDRoIExtractor
+from .sibling_checkpoint import load_tolerating_sibling
 
 
 def _decode_class_boxes(head: nn.Module, priors: Tensor, bbox_pred: Tensor,
@@ -240,22 +240,9 @@ class TSDRoIHead(StandardRoIHead):
     def _load_from_state_dict(self, state_dict: dict, prefix: str, local_metadata: dict,
                               strict: bool, missing_keys: list[str], unexpected_keys: list[str],
                               error_msgs: list[str]) -> None:
-        """Tolerate a checkpoint with or without sibling weights.
-
-        With a sibling and none of its weights in ``state_dict``, the current (initialised)
-        sibling weights are put in (the loaders pass a copy of the checkpoint): nothing reported
-        missing. Without a sibling, the checkpoint's ``sibling_head.*`` keys are not reported
-        unexpected.
-        """
-        sibling_prefix = f'{prefix}sibling_head.'
-        if self.with_sibling and not any(k.startswith(sibling_prefix) for k in state_dict):
-            print_log(f'{sibling_prefix}* not in the checkpoint: keeping the initialised sibling '
-                      'head', logger='current')
-            state_dict.update({
-                sibling_prefix + k: v
-                for k, v in self.sibling_head.state_dict().items()
-            })
-        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
-                                      unexpected_keys, error_msgs)
-        if not self.with_sibling:
-            unexpected_keys[:] = [k for k in unexpected_keys if not k.startswith(sibling_prefix)]
+        """Tolerate a checkpoint with or without sibling weights (see
+        :func:`load_tolerating_sibling`)."""
+        load_tolerating_sibling(
+            self, lambda: super(TSDRoIHead, self)._load_from_state_dict(
+                state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                error_msgs), state_dict, prefix, unexpected_keys)
