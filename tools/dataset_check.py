@@ -75,15 +75,25 @@ def apply_data_overrides(cfg: Config, options: dict | None) -> None:
     if new_root is None and classes is None:
         return
     old_root = cfg.get('data_root')
-    for _, ds in iter_datasets(cfg):
+    split_anns = {}  # split -> (annotation file the dataset read before, after)
+    for key, ds in iter_datasets(cfg):
+        before = _resolve(ds)[0]
         if new_root is not None:
             ds.data_root = new_root
         if classes is not None:
             ds.metainfo = dict(ds.get('metainfo') or {}, classes=list(classes))
-    if new_root is not None and old_root:
-        for _, metric in _evaluators(cfg):
+        split_anns.setdefault(key.split('_dataloader')[0], (before, _resolve(ds)[0]))
+    if new_root is not None:
+        for key, metric in _evaluators(cfg):
             ann = metric.get('ann_file')
-            if isinstance(ann, str) and ann.startswith(old_root):
+            if not isinstance(ann, str):
+                continue
+            # The metric scores the split's dataset: it follows that dataset's annotation file,
+            # whatever the config's top-level data_root variable says.
+            before, after = split_anns.get(key.split('_evaluator')[0], (None, None))
+            if before is not None and osp.normpath(ann) == osp.normpath(before):
+                metric.ann_file = after
+            elif old_root and ann.startswith(old_root):
                 metric.ann_file = osp.join(new_root, ann[len(old_root):].lstrip('/'))
     if classes is not None:
         old_num = len((cfg.get('metainfo') or {}).get('classes', ()))
@@ -156,6 +166,23 @@ def _default_classes(ds: ConfigDict) -> tuple:
     return tuple(getattr(dataset_cls, 'METAINFO', {}).get('classes', ()))
 
 
+def _check_metric_matches_dataset(key: str, ann: str, coco: dict, dataset_ann: str | None,
+                                  cache: dict) -> None:
+    """A COCO metric whose ann_file lists other images than its dataset scores the predictions
+    against the wrong ground truth (AP near 0, silently): refuse it."""
+    if (dataset_ann is None or not dataset_ann.endswith('.json')
+            or osp.normpath(dataset_ann) == osp.normpath(ann) or dataset_ann not in cache):
+        return
+    def images(c):
+        return {(im.get('id'), im.get('file_name'), im.get('width'), im.get('height'))
+                for im in c['images']}
+
+    if images(coco) != images(cache[dataset_ann]):
+        raise DatasetCheckError(
+            f'{key}.ann_file is {ann} but the dataset it scores reads {dataset_ann}, and the two '
+            f'list different images: set --cfg-options {key}.ann_file={dataset_ann}')
+
+
 def check_datasets(cfg: Config, splits=SPLITS) -> None:
     """Raise DatasetCheckError, naming the path and the key to override, for a dataset or metric
     of ``splits`` (e.g. ``('train', 'val')``) that cannot be read.
@@ -199,6 +226,8 @@ def check_datasets(cfg: Config, splits=SPLITS) -> None:
                         f"unknown class '{name}' in {key}.metainfo.classes; the annotation file "
                         f"{ann} has: {', '.join(map(str, names))}")
         checked.append(ann)
+    dataset_anns = {key.split('_dataloader')[0]: _resolve(ds)[0]
+                    for key, ds in iter_datasets(cfg, splits)}
     for key, metric in _evaluators(cfg, splits):
         ann = metric.get('ann_file')
         if isinstance(ann, str) and '://' not in ann:
@@ -206,7 +235,9 @@ def check_datasets(cfg: Config, splits=SPLITS) -> None:
                 raise DatasetCheckError(f'annotation file {ann} not found (the metric\'s); set '
                                         f'--cfg-options {key}.ann_file=...')
             if ann.endswith('.json'):
-                _load_coco(ann, f'{key}.ann_file', cache)
+                coco = _load_coco(ann, f'{key}.ann_file', cache)
+                _check_metric_matches_dataset(key, ann, coco,
+                                              dataset_anns.get(key.split('_evaluator')[0]), cache)
             checked.append(ann)
     if checked:
         print_log(f'dataset check passed: {", ".join(sorted(set(checked)))}', logger='current')

@@ -180,6 +180,29 @@ def test_missing_metric_annotation_file(tiny_data, tmp_path):
         dc.check_datasets(cfg, ('train', 'val'))
 
 
+def test_metric_reading_other_images_than_its_dataset(tiny_data):
+    train_ann = f'{tiny_data}annotations/instances_train.json'
+    cfg = _cfg(tiny_data, **{'val_evaluator.ann_file': train_ann})
+    dc.check_datasets(cfg, ('train',))
+    with pytest.raises(dc.DatasetCheckError,
+                       match=r'val_evaluator.ann_file is .*instances_train.json.*different images'):
+        dc.check_datasets(cfg, ('train', 'val'))
+
+
+def test_data_root_override_follows_the_datasets_not_the_variable(tiny_data, tmp_path):
+    # A derived config that sets the data_root variable only (its base's dataloaders and
+    # metrics keep data/shapes/): --cfg-options data_root=... must still move the metric.
+    derived = tmp_path / 'derived.py'
+    derived.write_text(f"_base_ = '{BASELINE}'\ndata_root = '/somewhere/else/'\n")
+    cfg = _cfg(tiny_data, str(derived))
+    for split in ('val', 'test'):
+        assert osp.normpath(cfg[f'{split}_dataloader'].dataset.data_root) == \
+            osp.normpath(tiny_data)
+        assert osp.normpath(cfg[f'{split}_evaluator'].ann_file) == \
+            osp.normpath(f'{tiny_data}annotations/instances_val.json')
+    dc.check_datasets(cfg)
+
+
 def test_overrides_reach_every_dataset_and_head(tmp_path):
     cfg = _cfg(tmp_path / 'elsewhere', TSD, **{'metainfo.classes': ['disc', 'star']})
     for split in ('train', 'val', 'test'):
