@@ -16,7 +16,7 @@ model = dict(
         type='TSDRoIHead',
         bbox_roi_extractor=dict(
             type='TSDRoIExtractor',
-            roi_layer=dict(type='DeformRoIAlign', output_size=7, sampling_ratio=2)),
+            roi_layer=dict(type='DeformRoIAlign', output_size=7)),  # sampling_ratio: base's
         bbox_head=dict(
             type='TSDBBoxHead',
             gamma_cls=0.1,

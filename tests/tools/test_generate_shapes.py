@@ -57,7 +57,7 @@ def test_coco_json_valid_and_boxes_inside(tmp_path):
     images = {im['id']: im for im in coco['images']}
     assert len(images) == 6
     for im in images.values():
-        assert 320 <= im['width'] <= 512 and 320 <= im['height'] <= 512
+        assert 320 <= im['width'] <= 480 and 320 <= im['height'] <= 480
         assert (tmp_path / 'train' / im['file_name']).is_file()
     ids = [a['id'] for a in coco['annotations']]
     assert len(ids) == len(set(ids)) > 6
@@ -68,7 +68,7 @@ def test_coco_json_valid_and_boxes_inside(tmp_path):
         assert w >= 4 and h >= 4
         assert 0 < ann['area'] <= w * h
         assert ann['iscrowd'] == 0 and 1 <= ann['category_id'] <= 6
-        assert 0.3 <= ann['visibility'] <= 1.0
+        assert 0.5 <= ann['visibility'] <= 1.0
 
 
 def test_boxes_tight_around_visible_pixels(sample):
@@ -90,7 +90,7 @@ def test_variety_of_classes_sizes_ratios_and_occlusion(sample):
     assert {o['label'] for o in objects} == set(range(len(gs.CLASSES)))
     sides = np.array([np.sqrt(o['bbox'][2] * o['bbox'][3]) for o in objects])
     ratios = np.array([o['bbox'][2] / o['bbox'][3] for o in objects])
-    assert sides.min() < 20 and sides.max() > 150
+    assert sides.min() < 1.5 * gs.DEFAULT_PARAMS['min_object_size'] and sides.max() > 150
     assert ratios.min() < 0.5 and ratios.max() > 2.0
     occluded = np.mean([o['visibility'] < 0.99 for o in objects])
     assert 0.15 < occluded < 0.8

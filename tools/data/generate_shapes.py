@@ -2,12 +2,13 @@
 
 Six classes told apart by shape *and* texture (colours are random per object, so colour alone
 says nothing): disc/stripes, triangle/dots, square/checker, star/noise, ring/concentric and
-cross/grid. Objects span 12 to 250 px and aspect ratios 1:3 to 3:1, overlap (later objects are
+cross/grid. Objects span 20 to 250 px and aspect ratios 1:3 to 3:1, overlap (later objects are
 drawn over earlier ones), and sit on cluttered backgrounds (a colour field, noise, lines and
 blobs, some of them wearing the objects' textures). Each box is tight around the object's
 *visible* pixels, taken from the final per-object ownership map; objects less than
-``min_visible`` visible are dropped. Tight boxes around partly hidden, textured objects make
-precise localisation matter: AP75 sits far below AP50 for a plain Faster R-CNN.
+``min_visible`` visible get no box (their pixels stay, as clutter). Tight boxes around partly
+hidden, textured objects make precise localisation matter: AP75 sits far below AP50 for a plain
+Faster R-CNN (0.32 against 0.57 after the 800 iterations of configs/shapes/).
 
 Layout under ``root`` (default ``data/shapes``)::
 
@@ -19,7 +20,7 @@ Every run with the same parameters writes the same bytes (each image has its own
 generator, ``numpy.random.default_rng([split_seed, index])``). ``ensure_dataset`` generates only
 when the manifest is missing or records another version or other parameters.
 
-    python tools/data/generate_shapes.py --root data/shapes --num-train 400 --num-val 100
+    python tools/data/generate_shapes.py --root data/shapes --num-train 600 --num-val 100
 """
 import argparse
 import fcntl
@@ -32,25 +33,25 @@ import time
 import numpy as np
 from PIL import Image, ImageDraw
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 DEFAULT_ROOT = 'data/shapes'
 CLASSES = ('disc', 'triangle', 'square', 'star', 'ring', 'cross')
 TEXTURES = ('stripes', 'dots', 'checker', 'noise', 'concentric', 'grid')
 DEFAULT_PARAMS = dict(
-    num_train=400,
+    num_train=600,
     num_val=100,
     seed=0,
     min_image_size=320,
-    max_image_size=512,
+    max_image_size=480,
     min_objects=3,
     max_objects=10,
-    min_object_size=12,
+    min_object_size=20,
     max_object_size=250,
     max_aspect_ratio=3.0,
-    min_visible=0.3,
-    max_blobs=8,
-    max_lines=10,
-    textured_blobs=0.2,
+    min_visible=0.5,
+    max_blobs=6,
+    max_lines=8,
+    textured_blobs=0.1,
 )
 _MAX_ROTATION = np.pi / 9
 _JPEG_QUALITY = 92
