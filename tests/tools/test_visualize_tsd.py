@@ -96,6 +96,12 @@ def test_centres_are_where_the_op_samples(spatial_scale):
     torch.testing.assert_close(out['centres_c'], pooled.permute(0, 2, 3, 1), atol=1e-4, rtol=0)
 
 
+def test_offset_magnitude():
+    offset = torch.tensor([[0.5, -1.0], [0.0, 2.5]])
+    assert vis_tool.offset_magnitude(offset, 0.1) == pytest.approx(0.1)
+    assert vis_tool.offset_magnitude(torch.zeros(0, 2, 7, 7), 0.1) == 0.0
+
+
 def test_select_proposals():
     bboxes = torch.tensor([[0., 0., 10., 10.], [0., 0., 10., 9.], [20., 20., 30., 30.],
                            [40., 40., 50., 50.]])
@@ -190,6 +196,9 @@ def test_tsd_outputs_on_random_model(tiny_setup):
     moved = vis_tool.bin_centres(vis['proposals'], (7, 7)) + (
         0.1 * torch.tensor(DELTA_C) * wh)[:, None, None, :]
     torch.testing.assert_close(vis['centres_c'], moved, atol=1e-4, rtol=0)
+    # mean shifts over every proposal: the constant offsets times gamma
+    assert vis['shift_r'] == pytest.approx(0.1 * np.abs(DELTA_R).mean(), abs=1e-5)
+    assert vis['shift_c'] == pytest.approx(0.1 * np.abs(DELTA_C).mean(), abs=1e-5)
     # final boxes: what mmdet's inference returns for the image
     ref = inference_detector(model, img_path).pred_instances
     torch.testing.assert_close(vis['dets'].bboxes, ref.bboxes)
