@@ -25,6 +25,7 @@ VARIANTS = {
     'TSD + PC, Prop.w cls': (TSD, ['model.roi_head.bbox_head.cls_manner=proposalwise']),
 }
 METRICS = ('coco/bbox_mAP', 'coco/bbox_mAP_50', 'coco/bbox_mAP_75')
+BASELINE_ROW = 'baseline (sibling head)'
 
 
 def slug(name: str) -> str:
@@ -66,12 +67,23 @@ def run_one(name: str, seed: int, out_dir: str, extra: list[str]) -> dict:
     return metrics
 
 
+def _mean(runs: list[dict], key: str) -> float | None:
+    values = [100 * r[key] for r in runs if key in r]
+    return statistics.mean(values) if values else None
+
+
 def write_table(results: dict, seeds: list[int], path: str) -> str:
+    """Write (and return) the markdown: mean +- spread per row, the gains over the baseline row,
+    and every run per seed (runs of one seed share the data order and initial weights' seed, so
+    the per-seed differences are the paired comparison)."""
+    base = results.get(BASELINE_ROW, [])
     lines = ['# Ablation on the generated shapes data', '',
              f'`python tools/ablation.py --seeds {" ".join(map(str, seeds))}`: equal iterations '
              'per row (configs/shapes/), COCO AP on the validation split, mean +- standard '
-             'deviation over seeds (n = runs finished).', '',
-             '| method | n | AP | AP50 | AP75 |', '|---|---|---|---|---|']
+             'deviation over seeds (n = runs finished); gains are differences of the means from '
+             'the baseline row.', '',
+             '| method | n | AP | AP50 | AP75 | gain AP | gain AP50 | gain AP75 | min / run |',
+             '|---|---|---|---|---|---|---|---|---|']
     for name in VARIANTS:
         runs = results.get(name, [])
         cells = []
@@ -83,7 +95,21 @@ def write_table(results: dict, seeds: list[int], path: str) -> str:
                 cells.append(f'{values[0]:.1f}')
             else:
                 cells.append(f'{statistics.mean(values):.1f} +- {statistics.stdev(values):.1f}')
+        for key in METRICS:
+            mine, theirs = _mean(runs, key), _mean(base, key)
+            cells.append('-' if name == BASELINE_ROW or mine is None or theirs is None
+                         else f'{mine - theirs:+.1f}')
+        minutes = [r['minutes'] for r in runs if 'minutes' in r]
+        cells.append(f'{statistics.mean(minutes):.1f}' if minutes else '-')
         lines.append(f'| {name} | {len(runs)} | ' + ' | '.join(cells) + ' |')
+    lines += ['', 'Per seed, AP / AP50 / AP75:', '',
+              '| method | ' + ' | '.join(f'seed {seed}' for seed in seeds) + ' |',
+              '|---|' + '---|' * len(seeds)]
+    for name in VARIANTS:
+        runs = results.get(name, [])
+        cells = [' / '.join(f'{100 * runs[i][key]:.1f}' for key in METRICS)
+                 if i < len(runs) else '-' for i in range(len(seeds))]
+        lines.append(f'| {name} | ' + ' | '.join(cells) + ' |')
     text = '\n'.join(lines) + '\n'
     with open(path, 'w') as f:
         f.write(text)

@@ -56,11 +56,20 @@ def test_interrupted_run_resumes_and_records(tmp_path, monkeypatch):
         pytest.approx(0.15)
 
 
-def test_table_mean_and_spread(tmp_path):
-    runs = [{'coco/bbox_mAP': a, 'coco/bbox_mAP_50': a, 'coco/bbox_mAP_75': a}
+def test_table_mean_spread_gains_and_seeds(tmp_path):
+    runs = [{'coco/bbox_mAP': a, 'coco/bbox_mAP_50': a, 'coco/bbox_mAP_75': a, 'minutes': 6.0}
             for a in (0.30, 0.34)]
+    base = [{'coco/bbox_mAP': 0.31, 'coco/bbox_mAP_50': 0.30, 'coco/bbox_mAP_75': 0.25}]
     text = ablation.write_table({'TSD + PC': runs, 'TSD w/o PC': runs[:1]}, [0, 1],
                                 str(tmp_path / 'r.md'))
-    assert '| TSD + PC | 2 | 32.0 +- 2.8 | 32.0 +- 2.8 | 32.0 +- 2.8 |' in text
-    assert '| TSD w/o PC | 1 | 30.0 | 30.0 | 30.0 |' in text
-    assert '| baseline (sibling head) | 0 | - | - | - |' in text
+    assert '| TSD + PC | 2 | 32.0 +- 2.8 | 32.0 +- 2.8 | 32.0 +- 2.8 | - | - | - | 6.0 |' in text
+    assert '| TSD w/o PC | 1 | 30.0 | 30.0 | 30.0 | - | - | - | 6.0 |' in text
+    assert '| baseline (sibling head) | 0 | - | - | - | - | - | - | - |' in text
+    text = ablation.write_table({'TSD + PC': runs, ablation.BASELINE_ROW: base}, [0, 1],
+                                str(tmp_path / 'r.md'))
+    assert '| TSD + PC | 2 | 32.0 +- 2.8 | 32.0 +- 2.8 | 32.0 +- 2.8 | +1.0 | +2.0 | +7.0 | 6.0 |' \
+        in text
+    assert '| baseline (sibling head) | 1 | 31.0 | 30.0 | 25.0 | - | - | - | - |' in text
+    assert '| TSD + PC | 30.0 / 30.0 / 30.0 | 34.0 / 34.0 / 34.0 |' in text
+    assert '| baseline (sibling head) | 31.0 / 30.0 / 25.0 | - |' in text
+    assert (tmp_path / 'r.md').read_text() == text
