@@ -26,6 +26,7 @@ VARIANTS = {
 }
 METRICS = ('coco/bbox_mAP', 'coco/bbox_mAP_50', 'coco/bbox_mAP_75')
 BASELINE_ROW = 'baseline (sibling head)'
+NOTES_MARKER = '<!-- notes below are kept when tools/ablation.py rewrites the tables -->'
 
 
 def slug(name: str) -> str:
@@ -111,6 +112,13 @@ def write_table(results: dict, seeds: list[int], path: str) -> str:
                  if i < len(runs) else '-' for i in range(len(seeds))]
         lines.append(f'| {name} | ' + ' | '.join(cells) + ' |')
     text = '\n'.join(lines) + '\n'
+    try:  # hand-written notes below NOTES_MARKER survive a rewrite of the tables
+        with open(path) as f:
+            old = f.read()
+        if NOTES_MARKER in old:
+            text += '\n' + old[old.index(NOTES_MARKER):]
+    except OSError:
+        pass
     with open(path, 'w') as f:
         f.write(text)
     return text

@@ -73,3 +73,13 @@ def test_table_mean_spread_gains_and_seeds(tmp_path):
     assert '| TSD + PC | 30.0 / 30.0 / 30.0 | 34.0 / 34.0 / 34.0 |' in text
     assert '| baseline (sibling head) | 31.0 / 30.0 / 25.0 | - |' in text
     assert (tmp_path / 'r.md').read_text() == text
+
+
+def test_notes_below_the_marker_are_kept(tmp_path):
+    path = tmp_path / 'r.md'
+    path.write_text(f'old table\n{ablation.NOTES_MARKER}\n## Why\nbecause\n')
+    text = ablation.write_table({}, [0], str(path))
+    assert 'old table' not in text
+    assert text.endswith(f'{ablation.NOTES_MARKER}\n## Why\nbecause\n')
+    assert text.startswith('# Ablation on the generated shapes data')
+    assert ablation.write_table({}, [0], str(path)) == text  # stable on a second rewrite
