@@ -19,6 +19,7 @@ configs/baselines/, then next to the TSD config, then among mmdet's configs
         configs/tsd/tsd-faster-rcnn_r50_fpn_1x_coco.py --img-dir data/coco/val2017
 """
 import argparse
+import copy
 import statistics
 import time
 from pathlib import Path
@@ -30,6 +31,7 @@ from count_params import count_parameters, inference_model_cfg, load_config  # t
 from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
 from mmdet.utils import register_all_modules
+from mmengine.config import ConfigDict
 from mmengine.utils import get_installed_path
 from torch import nn
 
@@ -85,9 +87,34 @@ def pair_configs(configs: list[str], explicit: bool) -> list[tuple[str, str]]:
     return pairs
 
 
-def build_inference_model(config: str, device: str) -> nn.Module:
-    """The eval-mode inference model of ``config`` (no sibling head), on ``device``."""
+def with_tsd_pooling(model_cfg: ConfigDict) -> ConfigDict:
+    """Copy of a model config whose plain RoIAlign box extractors pool with tsd_mmdet's op.
+
+    Without an offset the op is RoIAlign (same output size, sampling ratio, alignment), so a
+    baseline changed this way differs from its TSD twin only in the head: the latency ratio then
+    measures TSD's head, not mmcv's RoIAlign against our kernel.
+    """
+    model_cfg = copy.deepcopy(model_cfg)
+    roi_head = model_cfg.get('roi_head')
+    if roi_head is None or roi_head.get('bbox_roi_extractor') is None:
+        return model_cfg
+    extractors = roi_head.bbox_roi_extractor
+    for extractor in extractors if isinstance(extractors, list) else [extractors]:
+        layer = extractor.roi_layer
+        if extractor.type == 'SingleRoIExtractor' and layer.type == 'RoIAlign':
+            extractor.type = 'TSDRoIExtractor'
+            extractor.roi_layer = dict(
+                type='DeformRoIAlign', output_size=layer.output_size,
+                sampling_ratio=layer.get('sampling_ratio', 0), aligned=layer.get('aligned', True))
+    return model_cfg
+
+
+def build_inference_model(config: str, device: str, same_pooling: bool = False) -> nn.Module:
+    """The eval-mode inference model of ``config`` (no sibling head), on ``device``; with
+    ``same_pooling``, see :func:`with_tsd_pooling`."""
     model_cfg = inference_model_cfg(load_config(config).model)
+    if same_pooling:
+        model_cfg = with_tsd_pooling(model_cfg)
     return MODELS.build(model_cfg).to(device).eval()
 
 
@@ -169,6 +196,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--threads', type=int, default=2,
                         help='torch CPU threads (default: 2, the machine the CPU goal is set for)')
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--same-pooling', action='store_true',
+                        help="pool the baselines' boxes with tsd_mmdet's op too (no offset: "
+                        'RoIAlign), so that the ratio measures the TSD head alone')
     return parser.parse_args()
 
 
@@ -180,13 +210,15 @@ def main() -> None:
     images = load_images(args.img_dir, args.num_images, tuple(args.size), args.seed)
     source = f'random {args.size[0]}x{args.size[1]}' if args.img_dir is None else \
         f'{args.img_dir}, rescaled into {args.size[0]}x{args.size[1]},'
+    pooling = "; baselines pool with tsd_mmdet's op" if args.same_pooling else ''
     print(f'device {args.device}, {args.threads} threads, {len(images)} {source} images, '
-          f'{args.warmup} warm-up runs; latency: median [min, max] over the images\n')
+          f'{args.warmup} warm-up runs; latency: median [min, max] over the images{pooling}\n')
     print('| config | params (M) | latency (ms) | TSD / baseline |')
     print('|---|---|---|---|')
     for baseline, tsd in pairs:
         torch.manual_seed(args.seed)
-        models = tuple(build_inference_model(c, args.device) for c in (baseline, tsd))
+        models = (build_inference_model(baseline, args.device, args.same_pooling),
+                  build_inference_model(tsd, args.device))
         times = time_pair(models, images, args.warmup, args.device)
         medians = [statistics.median(t) for t in times]
         for config, model, seconds, median in zip((baseline, tsd), models, times, medians):

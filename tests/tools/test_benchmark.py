@@ -80,3 +80,28 @@ def test_cli_prints_the_table():
     assert _parameters(tsd, inference=True) < _parameters(tsd)
     medians = [float(re.match(r'\s*(\d+) \[', ms).group(1)) for ms in (base_ms, tsd_ms)]
     assert not no_ratio.strip() and abs(float(ratio) - medians[1] / medians[0]) < 0.2
+
+
+@pytest.mark.parametrize('config', [
+    'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py',
+    'mmdet::cascade_rcnn/cascade-rcnn_r50_fpn_1x_coco.py',
+])
+def test_same_pooling_baseline_equals_mmdet_roi_align(config):
+    """--same-pooling: the baseline's boxes are pooled by tsd_mmdet's op with the same settings,
+    and its RoI features equal mmcv's RoIAlign (the op without offset is RoIAlign)."""
+    import torch
+
+    model_cfg = benchmark.load_config(config).model
+    changed = benchmark.with_tsd_pooling(model_cfg)
+    extractors = changed.roi_head.bbox_roi_extractor
+    extractors = extractors if isinstance(extractors, list) else [extractors]
+    assert all(e.type == 'TSDRoIExtractor' and e.roi_layer.type == 'DeformRoIAlign'
+               for e in extractors)
+    assert model_cfg.roi_head.bbox_roi_extractor != changed.roi_head.bbox_roi_extractor
+    original = model_cfg.roi_head.bbox_roi_extractor
+    original = original[0] if isinstance(original, list) else original
+    ours, theirs = (MODELS.build(cfg) for cfg in (extractors[0], original))
+    torch.manual_seed(0)
+    feats = tuple(torch.randn(1, 256, 64 // s, 64 // s) for s in (1, 2, 4, 8))
+    rois = torch.tensor([[0., 2., 3., 30., 40.], [0., 0., 0., 200., 180.], [0., 10., 5., 14., 9.]])
+    torch.testing.assert_close(ours(feats, rois), theirs(feats, rois), atol=1e-4, rtol=1e-4)
