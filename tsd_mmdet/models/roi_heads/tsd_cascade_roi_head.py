@@ -16,7 +16,7 @@ from torch import Tensor
 
 from ..bbox_heads import TSDBBoxHead
 from ..roi_extractors import TSDRoIExtractor
-from .sibling_checkpoint import load_tolerating_sibling
+from .sibling_checkpoint import SiblingTolerantLoadMixin
 from .tsd_roi_head import TSDRoIHead
 
 
@@ -44,7 +44,7 @@ class _TSDStage:
 
 
 @MODELS.register_module()
-class TSDCascadeRoIHead(CascadeRoIHead):
+class TSDCascadeRoIHead(SiblingTolerantLoadMixin, CascadeRoIHead):
     """Cascade RoI head with TSD box heads (Fig. 2 at every stage).
 
     Each stage pools F from its own proposals P (the RPN's at stage 0, the previous stage's
@@ -204,13 +204,3 @@ class TSDCascadeRoIHead(CascadeRoIHead):
             boxes = bbox_head.regress_by_class(rois[:, 1:], labels, deltas, img_meta)
             refined.append(torch.cat([rois[:, :1], get_box_tensor(boxes)], dim=1))
         return torch.cat(refined)
-
-    def _load_from_state_dict(self, state_dict: dict, prefix: str, local_metadata: dict,
-                              strict: bool, missing_keys: list[str], unexpected_keys: list[str],
-                              error_msgs: list[str]) -> None:
-        """Tolerate a checkpoint with or without the stages' sibling weights (see
-        :func:`load_tolerating_sibling`)."""
-        load_tolerating_sibling(
-            self, lambda: super(TSDCascadeRoIHead, self)._load_from_state_dict(
-                state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
-                error_msgs), state_dict, prefix, unexpected_keys)

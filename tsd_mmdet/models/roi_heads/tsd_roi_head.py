@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from ..bbox_heads import TSDBBoxHead
 from ..roi_extractors import TSDRoIExtractor
-from .sibling_checkpoint import load_tolerating_sibling
+from .sibling_checkpoint import SiblingTolerantLoadMixin
 
 
 def _decode_class_boxes(head: nn.Module, priors: Tensor, bbox_pred: Tensor,
@@ -39,7 +39,7 @@ def _decode_class_boxes(head: nn.Module, priors: Tensor, bbox_pred: Tensor,
 
 
 @MODELS.register_module()
-class TSDRoIHead(StandardRoIHead):
+class TSDRoIHead(SiblingTolerantLoadMixin, StandardRoIHead):
     """RoI head of TSD (Fig. 2): F from P, offsets, F-hat_c / F-hat_r, the two TSD branches.
 
     ``bbox_roi_extractor`` must be a :class:`TSDRoIExtractor` and ``bbox_head`` a
@@ -236,13 +236,3 @@ class TSDRoIHead(StandardRoIHead):
             batch_img_metas=batch_img_metas,
             rcnn_test_cfg=rcnn_test_cfg,
             rescale=rescale)
-
-    def _load_from_state_dict(self, state_dict: dict, prefix: str, local_metadata: dict,
-                              strict: bool, missing_keys: list[str], unexpected_keys: list[str],
-                              error_msgs: list[str]) -> None:
-        """Tolerate a checkpoint with or without sibling weights (see
-        :func:`load_tolerating_sibling`)."""
-        load_tolerating_sibling(
-            self, lambda: super(TSDRoIHead, self)._load_from_state_dict(
-                state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
-                error_msgs), state_dict, prefix, unexpected_keys)
