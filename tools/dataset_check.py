@@ -54,6 +54,11 @@ def iter_datasets(cfg: Config, splits=SPLITS) -> Iterator[tuple[str, ConfigDict]
             yield from leaves(f'{split}_dataloader.dataset', loader.dataset)
 
 
+def _split_of(key: str) -> str:
+    """``'val'`` for ``'val_dataloader.dataset'`` and for ``'val_evaluator.0'``."""
+    return key.split('_', 1)[0]
+
+
 def _evaluators(cfg: Config, splits=SPLITS) -> Iterator[tuple[str, ConfigDict]]:
     for name in (f'{split}_evaluator' for split in splits if split != 'train'):
         ev = cfg.get(name)
@@ -82,7 +87,7 @@ def apply_data_overrides(cfg: Config, options: dict | None) -> None:
             ds.data_root = new_root
         if classes is not None:
             ds.metainfo = dict(ds.get('metainfo') or {}, classes=list(classes))
-        split_anns.setdefault(key.split('_dataloader')[0], (before, _resolve(ds)[0]))
+        split_anns.setdefault(_split_of(key), (before, _resolve(ds)[0]))
     if new_root is not None:
         for key, metric in _evaluators(cfg):
             ann = metric.get('ann_file')
@@ -90,7 +95,7 @@ def apply_data_overrides(cfg: Config, options: dict | None) -> None:
                 continue
             # The metric scores the split's dataset: it follows that dataset's annotation file,
             # whatever the config's top-level data_root variable says.
-            before, after = split_anns.get(key.split('_evaluator')[0], (None, None))
+            before, after = split_anns.get(_split_of(key), (None, None))
             if before is not None and osp.normpath(ann) == osp.normpath(before):
                 metric.ann_file = after
             elif old_root and ann.startswith(old_root):
@@ -173,6 +178,7 @@ def _check_metric_matches_dataset(key: str, ann: str, coco: dict, dataset_ann: s
     if (dataset_ann is None or not dataset_ann.endswith('.json')
             or osp.normpath(dataset_ann) == osp.normpath(ann) or dataset_ann not in cache):
         return
+
     def images(c):
         return {(im.get('id'), im.get('file_name'), im.get('width'), im.get('height'))
                 for im in c['images']}
@@ -192,8 +198,10 @@ def check_datasets(cfg: Config, splits=SPLITS) -> None:
     """
     cache: dict = {}
     checked = []
+    dataset_anns = {}  # split -> the annotation file its (first) dataset reads
     for key, ds in iter_datasets(cfg, splits):
         ann, img_dir = _resolve(ds)
+        dataset_anns.setdefault(_split_of(key), ann)
         if any('://' in p for p in (ann or '', img_dir)):
             continue
         where = f'{key}: data_root={ds.get("data_root")!r}'
@@ -226,8 +234,6 @@ def check_datasets(cfg: Config, splits=SPLITS) -> None:
                         f"unknown class '{name}' in {key}.metainfo.classes; the annotation file "
                         f"{ann} has: {', '.join(map(str, names))}")
         checked.append(ann)
-    dataset_anns = {key.split('_dataloader')[0]: _resolve(ds)[0]
-                    for key, ds in iter_datasets(cfg, splits)}
     for key, metric in _evaluators(cfg, splits):
         ann = metric.get('ann_file')
         if isinstance(ann, str) and '://' not in ann:
@@ -236,8 +242,8 @@ def check_datasets(cfg: Config, splits=SPLITS) -> None:
                                         f'--cfg-options {key}.ann_file=...')
             if ann.endswith('.json'):
                 coco = _load_coco(ann, f'{key}.ann_file', cache)
-                _check_metric_matches_dataset(key, ann, coco,
-                                              dataset_anns.get(key.split('_evaluator')[0]), cache)
+                _check_metric_matches_dataset(key, ann, coco, dataset_anns.get(_split_of(key)),
+                                              cache)
             checked.append(ann)
     if checked:
         print_log(f'dataset check passed: {", ".join(sorted(set(checked)))}', logger='current')
