@@ -1,9 +1,12 @@
-"""The ablation that checks the method on the generated data: baseline, TSD, TSD + PC, Prop.w cls.
+"""The ablation that checks the method on the generated data: baseline, D_head, TSD, PC, variants.
 
-Tables 2-4 of the paper in small: every row trains the same iterations from the same config family
-(configs/shapes/), for several seeds, and docs/results.md gets AP, AP50, AP75 (mean and spread).
+Tables 1-4 of the paper in small: every row trains the same iterations from the same config family
+(configs/shapes/), for several seeds, and docs/results.md gets AP, AP50, AP75 (mean and spread),
+every run per seed and the paired per-seed differences of the comparisons the paper makes.
 Each finished run leaves metrics.json in its work dir and is skipped next time; an interrupted run
-resumes from its last checkpoint, so re-running the command continues where it stopped.
+resumes from its last checkpoint, so re-running the command continues where it stopped. The table
+is written from every finished run on disk, so runs of several invocations (e.g. ``--variants``
+subsets) add up.
 """
 import argparse
 import glob
@@ -17,13 +20,33 @@ import time
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 BASELINE = 'configs/shapes/faster-rcnn_r18_fpn_shapes.py'
 TSD = 'configs/shapes/tsd-faster-rcnn_r18_fpn_shapes.py'
-# name -> (config, --cfg-options); all TSD rows train the sibling head jointly (Table 2).
+NO_PC = ['model.roi_head.pc_cls=None', 'model.roi_head.pc_loc=None']
+# D_head of Table 1: TSD's two task-specific branches, both fed by P itself (gamma 0 for both, so
+# the derived proposals are P and the offset layers get no gradient).
+D_HEAD = ['model.roi_head.bbox_head.gamma_cls=0.0', 'model.roi_head.bbox_head.gamma_reg=0.0']
+DETACHED = ['model.roi_head.bbox_head.detach_reg_targets=True']
+# name -> (config, --cfg-options); all TSD and D_head rows train the sibling head jointly (Table 2).
 VARIANTS = {
     'baseline (sibling head)': (BASELINE, []),
-    'TSD w/o PC': (TSD, ['model.roi_head.pc_cls=None', 'model.roi_head.pc_loc=None']),
+    'D_head w/o PC': (TSD, D_HEAD + NO_PC),
+    'D_head + PC': (TSD, D_HEAD),
+    'TSD w/o PC': (TSD, NO_PC),
     'TSD + PC': (TSD, []),
     'TSD + PC, Prop.w cls': (TSD, ['model.roi_head.bbox_head.cls_manner=proposalwise']),
+    'TSD w/o PC, detached targets': (TSD, NO_PC + DETACHED),
+    'TSD + PC, detached targets': (TSD, DETACHED),
 }
+# (row, row it is compared with): the paper's ordering (Table 1, 3) and the effect of each setting.
+COMPARISONS = [
+    ('D_head w/o PC', 'baseline (sibling head)'),
+    ('TSD w/o PC', 'D_head w/o PC'),
+    ('TSD + PC', 'TSD w/o PC'),
+    ('TSD + PC', 'D_head + PC'),
+    ('D_head + PC', 'D_head w/o PC'),
+    ('TSD + PC', 'TSD + PC, Prop.w cls'),
+    ('TSD w/o PC', 'TSD w/o PC, detached targets'),
+    ('TSD + PC', 'TSD + PC, detached targets'),
+]
 METRICS = ('coco/bbox_mAP', 'coco/bbox_mAP_50', 'coco/bbox_mAP_75')
 BASELINE_ROW = 'baseline (sibling head)'
 NOTES_MARKER = '<!-- notes below are kept when tools/ablation.py rewrites the tables -->'
@@ -68,16 +91,49 @@ def run_one(name: str, seed: int, out_dir: str, extra: list[str]) -> dict:
     return metrics
 
 
-def _mean(runs: list[dict], key: str) -> float | None:
-    values = [100 * r[key] for r in runs if key in r]
+def finished_runs(out_dir: str, seeds: list[int]) -> dict:
+    """Every finished run on disk: ``{name: {seed: metrics}}`` for the rows and seeds asked."""
+    results: dict = {}
+    for name in VARIANTS:
+        for seed in seeds:
+            path = osp.join(out_dir, slug(name), f'seed{seed}', 'metrics.json')
+            if osp.exists(path):
+                with open(path) as f:
+                    results.setdefault(name, {})[seed] = json.load(f)
+    return results
+
+
+def _fmt_spread(values: list[float]) -> str:
+    if not values:
+        return '-'
+    if len(values) == 1:
+        return f'{values[0]:.1f}'
+    return f'{statistics.mean(values):.1f} +- {statistics.stdev(values):.1f}'
+
+
+def _mean(runs: dict, key: str) -> float | None:
+    values = [100 * r[key] for r in runs.values() if key in r]
     return statistics.mean(values) if values else None
+
+
+def paired_differences(results: dict, row: str, other: str) -> list[dict]:
+    """Per seed both rows finished: ``row - other`` in AP points for each metric."""
+    mine, theirs = results.get(row, {}), results.get(other, {})
+    return [{'seed': seed, **{key: 100 * (mine[seed][key] - theirs[seed][key]) for key in METRICS}}
+            for seed in sorted(set(mine) & set(theirs))]
 
 
 def write_table(results: dict, seeds: list[int], path: str) -> str:
     """Write (and return) the markdown: mean +- spread per row, the gains over the baseline row,
-    and every run per seed (runs of one seed share the data order and initial weights' seed, so
-    the per-seed differences are the paired comparison)."""
-    base = results.get(BASELINE_ROW, [])
+    every run per seed, and the paired per-seed differences of :data:`COMPARISONS` (runs of one
+    seed share the data order and the initial weights' seed, so these are the paired comparison).
+
+    Args:
+        results (dict): ``{name: {seed: metrics}}``, as :func:`finished_runs` returns.
+        seeds (list[int]): Seeds of the per-seed table's columns.
+        path (str): Markdown file; text below :data:`NOTES_MARKER` in it is kept.
+    """
+    base = results.get(BASELINE_ROW, {})
     lines = ['# Ablation on the generated shapes data', '',
              f'`python tools/ablation.py --seeds {" ".join(map(str, seeds))}`: equal iterations '
              'per row (configs/shapes/), COCO AP on the validation split, mean +- standard '
@@ -86,31 +142,39 @@ def write_table(results: dict, seeds: list[int], path: str) -> str:
              '| method | n | AP | AP50 | AP75 | gain AP | gain AP50 | gain AP75 | min / run |',
              '|---|---|---|---|---|---|---|---|---|']
     for name in VARIANTS:
-        runs = results.get(name, [])
-        cells = []
-        for key in METRICS:
-            values = [100 * r[key] for r in runs]
-            if not values:
-                cells.append('-')
-            elif len(values) == 1:
-                cells.append(f'{values[0]:.1f}')
-            else:
-                cells.append(f'{statistics.mean(values):.1f} +- {statistics.stdev(values):.1f}')
+        runs = results.get(name, {})
+        cells = [_fmt_spread([100 * r[key] for r in runs.values()]) for key in METRICS]
         for key in METRICS:
             mine, theirs = _mean(runs, key), _mean(base, key)
             cells.append('-' if name == BASELINE_ROW or mine is None or theirs is None
                          else f'{mine - theirs:+.1f}')
-        minutes = [r['minutes'] for r in runs if 'minutes' in r]
+        minutes = [r['minutes'] for r in runs.values() if 'minutes' in r]
         cells.append(f'{statistics.mean(minutes):.1f}' if minutes else '-')
         lines.append(f'| {name} | {len(runs)} | ' + ' | '.join(cells) + ' |')
     lines += ['', 'Per seed, AP / AP50 / AP75:', '',
               '| method | ' + ' | '.join(f'seed {seed}' for seed in seeds) + ' |',
               '|---|' + '---|' * len(seeds)]
     for name in VARIANTS:
-        runs = results.get(name, [])
-        cells = [' / '.join(f'{100 * runs[i][key]:.1f}' for key in METRICS)
-                 if i < len(runs) else '-' for i in range(len(seeds))]
+        runs = results.get(name, {})
+        cells = [' / '.join(f'{100 * runs[seed][key]:.1f}' for key in METRICS)
+                 if seed in runs else '-' for seed in seeds]
         lines.append(f'| {name} | ' + ' | '.join(cells) + ' |')
+    lines += ['', 'Paired differences (row minus compared row, same seed), AP / AP50 / AP75: '
+              'mean +- standard deviation over the seeds both finished, and each seed.', '',
+              '| row | compared with | n | AP | AP50 | AP75 | per seed (AP) |',
+              '|---|---|---|---|---|---|---|']
+    for row, other in COMPARISONS:
+        diffs = paired_differences(results, row, other)
+        if not diffs:
+            continue
+        cells = []
+        for key in METRICS:
+            values = [d[key] for d in diffs]
+            cells.append(f'{values[0]:+.1f}' if len(values) == 1 else
+                         f'{statistics.mean(values):+.1f} +- {statistics.stdev(values):.1f}')
+        per_seed = ', '.join(f'{d["seed"]}: {d[METRICS[0]]:+.1f}' for d in diffs)
+        lines.append(f'| {row} | {other} | {len(diffs)} | ' + ' | '.join(cells) +
+                     f' | {per_seed} |')
     text = '\n'.join(lines) + '\n'
     try:  # hand-written notes below NOTES_MARKER survive a rewrite of the tables
         with open(path) as f:
@@ -134,11 +198,12 @@ def main(argv=None) -> None:
                         help='extra overrides for every run (e.g. data_root=...)')
     args = parser.parse_args(argv)
     out_dir = osp.abspath(args.work_dir)
-    results: dict = {}
     for seed in args.seeds:  # seeds outermost: an early stop still compares every row
         for name in args.variants:
-            results.setdefault(name, []).append(run_one(name, seed, out_dir, args.cfg_options))
-            print(write_table(results, args.seeds, osp.join(ROOT, args.out)), flush=True)
+            run_one(name, seed, out_dir, args.cfg_options)
+            text = write_table(finished_runs(out_dir, args.seeds), args.seeds,
+                               osp.join(ROOT, args.out))
+            print(text, flush=True)
 
 
 if __name__ == '__main__':

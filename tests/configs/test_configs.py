@@ -165,3 +165,11 @@ def test_tsd_star_settings():
     assert cfg.train_cfg.max_epochs == 36 and cfg.param_scheduler[1].milestones == [27, 33]
     assert cfg.model.roi_head.pc_cls.margin_cls == 0.5
     assert cfg.model.roi_head.pc_loc.margin_reg == 0.2
+
+
+def test_paper_schedule_follows_the_authors_where_the_paper_is_silent():
+    """13e: lr 0.04 on batch 32 (paper §3.1), gradients clipped at max_norm 35 (authors' code)."""
+    cfg = Config.fromfile(str(ROOT / 'configs/tsd/tsd-faster-rcnn_r50_fpn_13e_coco.py'))
+    assert cfg.optim_wrapper.optimizer.lr == 0.04 and cfg.auto_scale_lr.base_batch_size == 32
+    assert cfg.optim_wrapper.clip_grad == dict(max_norm=35, norm_type=2)
+    assert cfg.train_cfg.max_epochs == 13 and cfg.param_scheduler[1].milestones == [8, 11]

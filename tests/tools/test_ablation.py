@@ -57,14 +57,16 @@ def test_interrupted_run_resumes_and_records(tmp_path, monkeypatch):
 
 
 def test_table_mean_spread_gains_and_seeds(tmp_path):
-    runs = [{'coco/bbox_mAP': a, 'coco/bbox_mAP_50': a, 'coco/bbox_mAP_75': a, 'minutes': 6.0}
-            for a in (0.30, 0.34)]
-    base = [{'coco/bbox_mAP': 0.31, 'coco/bbox_mAP_50': 0.30, 'coco/bbox_mAP_75': 0.25}]
-    text = ablation.write_table({'TSD + PC': runs, 'TSD w/o PC': runs[:1]}, [0, 1],
+    runs = {seed: {'coco/bbox_mAP': a, 'coco/bbox_mAP_50': a, 'coco/bbox_mAP_75': a,
+                   'minutes': 6.0} for seed, a in ((0, 0.30), (1, 0.34))}
+    base = {0: {'coco/bbox_mAP': 0.31, 'coco/bbox_mAP_50': 0.30, 'coco/bbox_mAP_75': 0.25}}
+    text = ablation.write_table({'TSD + PC': runs, 'TSD w/o PC': {1: runs[1]}}, [0, 1],
                                 str(tmp_path / 'r.md'))
     assert '| TSD + PC | 2 | 32.0 +- 2.8 | 32.0 +- 2.8 | 32.0 +- 2.8 | - | - | - | 6.0 |' in text
-    assert '| TSD w/o PC | 1 | 30.0 | 30.0 | 30.0 | - | - | - | 6.0 |' in text
+    assert '| TSD w/o PC | 1 | 34.0 | 34.0 | 34.0 | - | - | - | 6.0 |' in text
     assert '| baseline (sibling head) | 0 | - | - | - | - | - | - | - |' in text
+    # a row that finished seed 1 only sits in the seed-1 column
+    assert '| TSD w/o PC | - | 34.0 / 34.0 / 34.0 |' in text
     text = ablation.write_table({'TSD + PC': runs, ablation.BASELINE_ROW: base}, [0, 1],
                                 str(tmp_path / 'r.md'))
     assert '| TSD + PC | 2 | 32.0 +- 2.8 | 32.0 +- 2.8 | 32.0 +- 2.8 | +1.0 | +2.0 | +7.0 | 6.0 |' \
@@ -73,6 +75,41 @@ def test_table_mean_spread_gains_and_seeds(tmp_path):
     assert '| TSD + PC | 30.0 / 30.0 / 30.0 | 34.0 / 34.0 / 34.0 |' in text
     assert '| baseline (sibling head) | 31.0 / 30.0 / 25.0 | - |' in text
     assert (tmp_path / 'r.md').read_text() == text
+
+
+def test_paired_differences_use_common_seeds(tmp_path):
+    def run(ap):
+        return {'coco/bbox_mAP': ap, 'coco/bbox_mAP_50': ap + 0.1, 'coco/bbox_mAP_75': ap}
+
+    results = {'TSD + PC': {0: run(0.36), 1: run(0.35), 2: run(0.40)},
+               'TSD w/o PC': {0: run(0.34), 1: run(0.34)}}
+    diffs = ablation.paired_differences(results, 'TSD + PC', 'TSD w/o PC')
+    assert [d['seed'] for d in diffs] == [0, 1]
+    assert [d['coco/bbox_mAP'] for d in diffs] == pytest.approx([2.0, 1.0])
+    text = ablation.write_table(results, [0, 1, 2], str(tmp_path / 'r.md'))
+    assert ('| TSD + PC | TSD w/o PC | 2 | +1.5 +- 0.7 | +1.5 +- 0.7 | +1.5 +- 0.7 '
+            '| 0: +2.0, 1: +1.0 |') in text
+    assert '| D_head w/o PC | baseline (sibling head) |' not in text  # no common seed, no line
+
+
+def test_table_gathers_every_finished_run_on_disk(tmp_path, monkeypatch):
+    """Runs of an earlier invocation (other rows, other seeds) stay in the table."""
+    for name, seed, ap in (('TSD + PC', 0, 0.4), ('TSD + PC', 1, 0.4), ('D_head w/o PC', 1, 0.3)):
+        work_dir = tmp_path / 'runs' / ablation.slug(name) / f'seed{seed}'
+        work_dir.mkdir(parents=True)
+        (work_dir / 'metrics.json').write_text(json.dumps(
+            {'coco/bbox_mAP': ap, 'coco/bbox_mAP_50': ap, 'coco/bbox_mAP_75': ap}))
+    assert ablation.finished_runs(str(tmp_path / 'runs'), [0, 1]).keys() == \
+        {'TSD + PC', 'D_head w/o PC'}
+    assert ablation.finished_runs(str(tmp_path / 'runs'), [0]) == {
+        'TSD + PC': {0: {'coco/bbox_mAP': 0.4, 'coco/bbox_mAP_50': 0.4, 'coco/bbox_mAP_75': 0.4}}}
+    # only TSD + PC is asked for, and both its seeds are done: nothing trains
+    monkeypatch.setattr(ablation.subprocess, 'run', lambda *a, **k: pytest.fail('trained again'))
+    out = tmp_path / 'r.md'
+    ablation.main(['--seeds', '0', '1', '--variants', 'TSD + PC', '--work-dir',
+                   str(tmp_path / 'runs'), '--out', str(out)])
+    text = out.read_text()
+    assert '| D_head w/o PC | 1 | 30.0 |' in text and '| TSD + PC | 2 | 40.0 +- 0.0 |' in text
 
 
 def test_notes_below_the_marker_are_kept(tmp_path):

@@ -131,10 +131,47 @@ def test_targets_are_encoded_against_p_hat_r():
     assert labels.tolist() == [2, NUM_CLASSES]
     torch.testing.assert_close(targets_r, torch.zeros(2, 4))
     assert weights_r.tolist() == [[1.] * 4, [0.] * 4]
-    assert not targets_r.requires_grad
+    # The targets move with delta_r (authors' code): gamma_reg = std = 0.1 gives d t_x / d delta_x
+    # = -gamma * w / (w * std) = -1, and the same for y; w, h do not depend on delta_r.
+    assert targets_r.requires_grad
+    grad, = torch.autograd.grad(targets_r[0].sum(), delta_r)
+    torch.testing.assert_close(grad, torch.tensor([[-1.0, -1.0], [0.0, 0.0]]))
     # Against P (BBoxHead's behaviour): dx = (7 - 5) / 10 / 0.1 = 2.
     _, _, targets_p, _ = head.get_targets([res], cfg)
     torch.testing.assert_close(targets_p[0], torch.tensor([2., 0., 0., 0.]))
+
+
+def _box_loss_grad(head):
+    """d L_loc^D / d delta_r and d L_loc^D / d bbox_pred, with bbox_pred independent of delta_r
+    (so only the targets connect the loss to delta_r)."""
+    res = _sampling_result()
+    rois = bbox2roi([res.priors])
+    delta_r = torch.tensor([[0.5, -0.3], [0.2, 0.1]], requires_grad=True)
+    torch.manual_seed(1)
+    bbox_pred = torch.randn(2, 4 * NUM_CLASSES, requires_grad=True)
+    out = head.loss_and_target(torch.randn(2, NUM_CLASSES + 1), bbox_pred,
+                               head.derive_reg_rois(rois, delta_r), [res],
+                               ConfigDict(pos_weight=-1))
+    loss = out['loss_bbox']['loss_bbox_tsd']
+    grad_delta, grad_pred = torch.autograd.grad(loss, [delta_r, bbox_pred], allow_unused=True)
+    return grad_delta, grad_pred
+
+
+def test_box_loss_trains_delta_r_through_the_targets():
+    """Default (authors' code): L_loc^D(pred - t(P-hat_r)) reaches delta_r through t. With gamma
+    equal to the x/y std, d t / d delta_r = -1, so d L / d delta_r = d L / d pred for x and y of
+    the positive's class; the negative's delta_r gets nothing."""
+    grad_delta, grad_pred = _box_loss_grad(_head())
+    label = 2
+    assert grad_delta is not None and grad_delta[0].abs().min() > 0
+    torch.testing.assert_close(grad_delta[0], grad_pred[0, 4 * label:4 * label + 2])
+    torch.testing.assert_close(grad_delta[1], torch.zeros(2))
+
+
+def test_detached_targets_cut_that_path():
+    grad_delta, grad_pred = _box_loss_grad(_head(detach_reg_targets=True))
+    assert grad_delta is None or not grad_delta.any()
+    assert grad_pred.abs().sum() > 0
 
 
 def test_loss_and_target_keys():

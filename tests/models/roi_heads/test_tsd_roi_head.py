@@ -131,6 +131,56 @@ def test_bbox_loss_targets_and_pc_use_p_hat_r(tiny_roi_head, roi_inputs):
     torch.testing.assert_close(out['loss_bbox']['loss_pc_loc'], expected)
 
 
+def _delta_r_grad_through_targets(head, roi_inputs):
+    """Gradient of the TSD box loss alone on F_r's last layer, with the pooling's offset gradient
+    switched off (the extractor sees detached offsets): what is left reaches delta_r only through
+    the regression targets encoded against P-hat_r."""
+    extractor_forward = head.bbox_roi_extractor.forward
+
+    def pool_with_detached_offset(feats, rois, offset=None, **kwargs):
+        return extractor_forward(feats, rois, None if offset is None else offset.detach(), **kwargs)
+
+    head.bbox_roi_extractor.forward = pool_with_detached_offset
+    losses = _loss(head, roi_inputs)
+    head.zero_grad()
+    losses['loss_bbox_tsd'].backward()
+    return head.bbox_head.fc_delta_r.weight.grad
+
+
+@pytest.mark.parametrize('no_pc', [False, True])
+def test_tsd_box_loss_trains_delta_r_through_targets(tiny_roi_head, roi_inputs, no_pc):
+    """Default (authors' code): L_loc^D gives delta_r a gradient through its targets."""
+    head = tiny_roi_head(**(dict(pc_cls=None, pc_loc=None) if no_pc else {}))
+    assert not head.bbox_head.detach_reg_targets
+    grad = _delta_r_grad_through_targets(head, roi_inputs)
+    assert grad is not None and grad.abs().sum() > 0
+
+
+def test_detach_reg_targets_restores_the_fixed_targets(tiny_roi_head, roi_inputs):
+    head = tiny_roi_head(bbox_head=dict(detach_reg_targets=True))
+    grad = _delta_r_grad_through_targets(head, roi_inputs)
+    assert grad is None or not grad.any()
+
+
+def test_gamma_zero_is_d_head(tiny_roi_head, roi_inputs):
+    """D_head of Table 1 (gamma 0 for both branches): both branches read F of P itself, P-hat_r is
+    P, and no loss reaches the offset predictors."""
+    head = tiny_roi_head(bbox_head=dict(gamma_cls=0.0, gamma_reg=0.0))
+    with torch.no_grad():
+        head.bbox_head.fc_delta_r.bias.fill_(3.0)
+        head.bbox_head.fc_delta_c.bias.fill_(3.0)
+    feats, proposals, _ = roi_inputs(num_proposals=6)
+    rois = bbox2roi([p.bboxes for p in proposals])
+    out = head._bbox_forward(feats, rois)
+    torch.testing.assert_close(out['rois_r'], rois)
+    losses = _loss(head, roi_inputs)
+    head.zero_grad()
+    sum(v for k, v in losses.items() if 'loss' in k).backward()
+    for layer in (head.bbox_head.fc_delta_r, head.bbox_head.fc_delta_c, head.bbox_head.offset_fc):
+        assert layer.weight.grad is None or not layer.weight.grad.any()
+    assert head.bbox_head.fc_reg.weight.grad.any() and head.bbox_head.fc_cls.weight.grad.any()
+
+
 @pytest.mark.parametrize('num_proposals,num_items', [(20, [0, 0]), (0, [3, 2]), (0, [0, 0])])
 def test_empty_batches_give_finite_losses(tiny_roi_head, roi_inputs, num_proposals, num_items):
     head = tiny_roi_head()

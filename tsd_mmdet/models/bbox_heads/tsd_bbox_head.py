@@ -42,6 +42,14 @@ class TSDBBoxHead(BBoxHead):
             which has no single derived box, relative to P.
         offset_fc_channels (int): Width of the offset predictors. Defaults to 256.
         fc_out_channels (int): Width of the branch fcs. Defaults to 1024.
+        detach_reg_targets (bool): Encode the regression targets of L_loc^D against a detached
+            P-hat_r. False (default) follows the authors' code (Sense-X/TSD,
+            ``bbox_target_single_tsd``: the targets are ``bbox2delta(P-hat_r, B)`` with P-hat_r
+            built from delta_r and nothing detached), so L_loc^D trains delta_r directly: with
+            gamma_reg equal to the coder's x/y std, d t / d delta_r = -1 and the box loss pulls
+            P-hat_r towards its object. True keeps the targets fixed, so delta_r learns only through
+            the pooled feature F-hat_r and, with PC, through M_loc; the paper says neither. Use it
+            for ablations (docs/results.md).
         **kwargs: :class:`mmdet.models.roi_heads.bbox_heads.BBoxHead` arguments (in_channels,
             roi_feat_size, num_classes, bbox_coder, reg_class_agnostic, loss_cls, loss_bbox, ...).
     """
@@ -53,6 +61,7 @@ class TSDBBoxHead(BBoxHead):
                  reg_manner: str = 'proposalwise',
                  offset_fc_channels: int = 256,
                  fc_out_channels: int = 1024,
+                 detach_reg_targets: bool = False,
                  init_cfg: dict | None = None,
                  **kwargs) -> None:
         super().__init__(init_cfg=init_cfg, **kwargs)
@@ -67,6 +76,7 @@ class TSDBBoxHead(BBoxHead):
         self.reg_manner = reg_manner
         self.offset_fc_channels = offset_fc_channels
         self.fc_out_channels = fc_out_channels
+        self.detach_reg_targets = detach_reg_targets
 
         in_dim = self.in_channels * self.roi_feat_area
         self.offset_fc = nn.Linear(in_dim, offset_fc_channels)
@@ -194,8 +204,10 @@ class TSDBBoxHead(BBoxHead):
             rcnn_train_cfg (ConfigDict): ``train_cfg`` of R-CNN.
             concat (bool): Concatenate the images. Defaults to True.
             rois (Tensor, optional): (K, 5) boxes the deltas are relative to, rows in the order of
-                ``bbox2roi([res.priors ...])``; used detached. None encodes against the sampled
-                priors, as BBoxHead does.
+                ``bbox2roi([res.priors ...])``; the targets stay differentiable with respect to
+                them (detach them before, as :meth:`loss_and_target` does with
+                ``detach_reg_targets``, to keep the targets fixed). None encodes against the
+                sampled priors, as BBoxHead does.
 
         Returns:
             tuple: labels (K,), label_weights (K,), bbox_targets (K, 4), bbox_weights (K, 4)
@@ -203,7 +215,7 @@ class TSDBBoxHead(BBoxHead):
         """
         if rois is None:
             return super().get_targets(sampling_results, rcnn_train_cfg, concat=concat)
-        img_rois = rois.detach().split([len(res.priors) for res in sampling_results])
+        img_rois = rois.split([len(res.priors) for res in sampling_results])
         targets = multi_apply(
             self._get_targets_single,
             [r[:len(res.pos_priors), 1:] for r, res in zip(img_rois, sampling_results)],
@@ -226,8 +238,10 @@ class TSDBBoxHead(BBoxHead):
         """L_cls^D and L_loc^D of eq. 2, with regression targets encoded against ``rois``.
 
         In BBoxHead ``rois`` are the sampled priors themselves; here they are the boxes from
-        :meth:`derive_reg_rois` (P-hat_r), detached, so the encoded target does not move with
-        delta_r (delta_r learns through the pooled features F-hat_r).
+        :meth:`derive_reg_rois` (P-hat_r). By default the targets are encoded against P-hat_r
+        attached, so L_loc^D also trains delta_r through the targets (the authors' code); with
+        ``detach_reg_targets`` they are encoded against P-hat_r detached and delta_r learns
+        through the pooled features F-hat_r only.
 
         Args:
             cls_score (Tensor): (K, num_classes + 1).
@@ -242,7 +256,8 @@ class TSDBBoxHead(BBoxHead):
             dict: ``loss_bbox``: losses keyed ``loss_cls_tsd``, ``loss_bbox_tsd``, ``acc_tsd``;
             ``bbox_targets``: the targets tuple of :meth:`get_targets`.
         """
-        rois = rois.detach()
+        if self.detach_reg_targets:
+            rois = rois.detach()
         targets = self.get_targets(sampling_results, rcnn_train_cfg, concat=concat, rois=rois)
         losses = self.loss(
             cls_score, bbox_pred, rois, *targets, reduction_override=reduction_override)
