@@ -5,8 +5,10 @@ Tables 1-4 of the paper in small: every row trains the same iterations from the 
 every run per seed and the paired per-seed differences of the comparisons the paper makes.
 Each finished run leaves metrics.json in its work dir and is skipped next time; an interrupted run
 resumes from its last checkpoint, so re-running the command continues where it stopped. The table
-is written from every finished run on disk, so runs of several invocations (e.g. ``--variants``
-subsets) add up.
+is written from every finished run, so runs of several invocations (e.g. ``--variants`` subsets)
+add up. Finished runs are also recorded in docs/ablation_runs.json (metrics, minutes, the commit
+they ran at), which is committed: a later session on a machine without the work dirs skips them
+too. Delete a row's entries there (or pass ``--record ''``) to run it again after a change.
 """
 import argparse
 import glob
@@ -49,6 +51,7 @@ COMPARISONS = [
 ]
 METRICS = ('coco/bbox_mAP', 'coco/bbox_mAP_50', 'coco/bbox_mAP_75')
 BASELINE_ROW = 'baseline (sibling head)'
+RECORD = 'docs/ablation_runs.json'
 NOTES_MARKER = '<!-- notes below are kept when tools/ablation.py rewrites the tables -->'
 
 
@@ -68,7 +71,43 @@ def read_val_metrics(work_dir: str) -> dict | None:
     return found
 
 
-def run_one(name: str, seed: int, out_dir: str, extra: list[str]) -> dict:
+def load_record(path: str | None) -> dict:
+    """``{name: {seed: metrics}}`` from the committed record (empty if none)."""
+    if not path or not osp.exists(path):
+        return {}
+    with open(path) as f:
+        return {name: {int(seed): m for seed, m in runs.items()}
+                for name, runs in json.load(f).items()}
+
+
+def save_record(path: str, results: dict) -> None:
+    """Merge ``results`` into the record at ``path`` (runs of other seeds are kept)."""
+    record = load_record(path)
+    for name, runs in results.items():
+        record.setdefault(name, {}).update(runs)
+    ordered = {name: {str(seed): record[name][seed] for seed in sorted(record[name])}
+               for name in [*VARIANTS, *sorted(set(record) - set(VARIANTS))] if name in record}
+    with open(path, 'w') as f:
+        json.dump(ordered, f, indent=1, sort_keys=False)
+        f.write('\n')
+
+
+def _commit() -> str | None:
+    """The checkout's commit (short hash), or None outside git."""
+    try:
+        with subprocess.Popen(['git', 'rev-parse', '--short', 'HEAD'], cwd=ROOT, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL) as proc:
+            out = proc.communicate()[0].strip()
+        return out if proc.returncode == 0 and out else None
+    except OSError:
+        return None
+
+
+def run_one(name: str, seed: int, out_dir: str, extra: list[str],
+            record: dict | None = None) -> dict:
+    """Train and evaluate one row for one seed, unless it already finished (work dir or record)."""
+    if record and seed in record.get(name, {}):
+        return record[name][seed]
     config, options = VARIANTS[name]
     work_dir = osp.join(out_dir, slug(name), f'seed{seed}')
     metrics_file = osp.join(work_dir, 'metrics.json')
@@ -86,16 +125,20 @@ def run_one(name: str, seed: int, out_dir: str, extra: list[str]) -> dict:
     if metrics is None:
         raise RuntimeError(f'no COCO metrics logged in {work_dir}: did validation run?')
     metrics['minutes'] = (time.time() - start) / 60
+    metrics['commit'] = _commit()
     with open(metrics_file, 'w') as f:
         json.dump(metrics, f)
     return metrics
 
 
-def finished_runs(out_dir: str, seeds: list[int]) -> dict:
-    """Every finished run on disk: ``{name: {seed: metrics}}`` for the rows and seeds asked."""
+def finished_runs(out_dir: str, seeds: list[int], record: dict | None = None) -> dict:
+    """Every finished run, in the record or on disk: ``{name: {seed: metrics}}`` for the rows and
+    seeds asked (a work dir's metrics.json wins over the record)."""
     results: dict = {}
     for name in VARIANTS:
         for seed in seeds:
+            if record and seed in record.get(name, {}):
+                results.setdefault(name, {})[seed] = record[name][seed]
             path = osp.join(out_dir, slug(name), f'seed{seed}', 'metrics.json')
             if osp.exists(path):
                 with open(path) as f:
@@ -195,15 +238,30 @@ def main(argv=None) -> None:
     parser.add_argument('--work-dir', default='work_dirs/ablation')
     parser.add_argument('--out', default='docs/results.md', help='markdown table to write')
     parser.add_argument('--cfg-options', nargs='+', default=[],
-                        help='extra overrides for every run (e.g. data_root=...)')
+                        help='extra overrides for every run (e.g. data_root=...); runs with '
+                        'overrides are not recorded')
+    parser.add_argument('--record', default=RECORD,
+                        help="finished runs, kept across machines ('' for none)")
+    parser.add_argument('--table-only', action='store_true',
+                        help='train nothing: rewrite the table (and record) from finished runs')
     args = parser.parse_args(argv)
     out_dir = osp.abspath(args.work_dir)
+    record_path = osp.join(ROOT, args.record) if args.record and not args.cfg_options else None
+    record = load_record(record_path)
+
+    def update() -> None:
+        results = finished_runs(out_dir, args.seeds, record)
+        if record_path:
+            save_record(record_path, results)
+        print(write_table(results, args.seeds, osp.join(ROOT, args.out)), flush=True)
+
+    if args.table_only:
+        update()
+        return
     for seed in args.seeds:  # seeds outermost: an early stop still compares every row
         for name in args.variants:
-            run_one(name, seed, out_dir, args.cfg_options)
-            text = write_table(finished_runs(out_dir, args.seeds), args.seeds,
-                               osp.join(ROOT, args.out))
-            print(text, flush=True)
+            run_one(name, seed, out_dir, args.cfg_options, record)
+            update()
 
 
 if __name__ == '__main__':

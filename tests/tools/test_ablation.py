@@ -27,6 +27,12 @@ def test_read_val_metrics_takes_last_logged(tmp_path):
         {'coco/bbox_mAP': 0.3, 'coco/bbox_mAP_50': 0.5, 'coco/bbox_mAP_75': 0.2})
 
 
+def test_recorded_runs_are_skipped(tmp_path, monkeypatch):
+    monkeypatch.setattr(ablation.subprocess, 'run', lambda *a, **k: pytest.fail('trained again'))
+    record = {'TSD + PC': {2: {'coco/bbox_mAP': 0.4, 'commit': 'abc1234'}}}
+    assert ablation.run_one('TSD + PC', 2, str(tmp_path), [], record)['coco/bbox_mAP'] == 0.4
+
+
 def test_finished_runs_are_skipped(tmp_path, monkeypatch):
     name = 'TSD + PC'
     work_dir = tmp_path / ablation.slug(name) / 'seed0'
@@ -106,10 +112,23 @@ def test_table_gathers_every_finished_run_on_disk(tmp_path, monkeypatch):
     # only TSD + PC is asked for, and both its seeds are done: nothing trains
     monkeypatch.setattr(ablation.subprocess, 'run', lambda *a, **k: pytest.fail('trained again'))
     out = tmp_path / 'r.md'
+    record = tmp_path / 'record.json'
     ablation.main(['--seeds', '0', '1', '--variants', 'TSD + PC', '--work-dir',
-                   str(tmp_path / 'runs'), '--out', str(out)])
+                   str(tmp_path / 'runs'), '--out', str(out), '--record', str(record)])
     text = out.read_text()
     assert '| D_head w/o PC | 1 | 30.0 |' in text and '| TSD + PC | 2 | 40.0 +- 0.0 |' in text
+    assert json.loads(record.read_text())['D_head w/o PC'] == {
+        '1': {'coco/bbox_mAP': 0.3, 'coco/bbox_mAP_50': 0.3, 'coco/bbox_mAP_75': 0.3}}
+
+    # Another machine: no work dirs, only the committed record. Nothing trains, the table is
+    # the same, and the record keeps seeds the invocation did not ask for.
+    out.unlink()
+    ablation.main(['--seeds', '0', '1', '--work-dir', str(tmp_path / 'elsewhere'), '--out',
+                   str(out), '--record', str(record), '--variants', 'TSD + PC'])
+    assert out.read_text() == text
+    ablation.main(['--seeds', '0', '--table-only', '--work-dir', str(tmp_path / 'elsewhere'),
+                   '--out', str(out), '--record', str(record)])
+    assert set(json.loads(record.read_text())['TSD + PC']) == {'0', '1'}
 
 
 def test_notes_below_the_marker_are_kept(tmp_path):
