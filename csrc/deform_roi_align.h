@@ -6,6 +6,8 @@
 
 #include <optional>
 
+#include "deform_roi_align_common.h"
+
 namespace tsd_mmdet {
 namespace ops {
 
@@ -20,6 +22,7 @@ inline OffsetMode check_deform_roi_align_args(
     const std::optional<at::Tensor>& offset,
     int64_t pooled_height,
     int64_t pooled_width,
+    int64_t sampling_ratio,
     c10::DeviceType device_type) {
   TORCH_CHECK(input.device().type() == device_type, fn, ": input must be a ",
               c10::DeviceTypeName(device_type), " tensor");
@@ -32,6 +35,8 @@ inline OffsetMode check_deform_roi_align_args(
               ": rois must have input's dtype");
   TORCH_CHECK(pooled_height > 0 && pooled_width > 0, fn, ": output size must be positive, got (",
               pooled_height, ", ", pooled_width, ")");
+  TORCH_CHECK(sampling_ratio <= kMaxSamplingGrid, fn, ": sampling_ratio must be <= ",
+              kMaxSamplingGrid, ", got ", sampling_ratio);
   TORCH_CHECK(input.size(2) * input.size(3) < (int64_t(1) << 31), fn,
               ": input planes larger than 2^31 elements are not supported");
   if (!offset.has_value()) {

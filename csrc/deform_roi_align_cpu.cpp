@@ -72,7 +72,8 @@ void build_plan(
         rois + k * 5, static_cast<acc_t>(spatial_scale), pooled_height, pooled_width,
         sampling_ratio, aligned);
     TORCH_CHECK(g.batch >= 0 && g.batch < batch_size, "deform_roi_align: rois[", k, ", 0] = ",
-                g.batch, " is not a batch index of input (N = ", batch_size, ")");
+                static_cast<double>(rois[k * 5]), " is not a batch index of input (N = ",
+                batch_size, ")");
     plan.geometry[k] = g;
     roi_base[k + 1] = roi_base[k] + static_cast<int64_t>(nbins) * g.grid_h * g.grid_w;
   }
@@ -474,7 +475,8 @@ at::Tensor deform_roi_align_forward_cpu(
     double gamma,
     bool aligned) {
   const OffsetMode mode = check_deform_roi_align_args(
-      "deform_roi_align", input, rois, offset, pooled_height, pooled_width, c10::DeviceType::CPU);
+      "deform_roi_align", input, rois, offset, pooled_height, pooled_width, sampling_ratio,
+      c10::DeviceType::CPU);
   const int64_t num_rois = rois.size(0);
   const int64_t channels = input.size(1);
   at::Tensor output = at::empty({num_rois, channels, pooled_height, pooled_width},
@@ -511,7 +513,7 @@ std::tuple<at::Tensor, at::Tensor> deform_roi_align_backward_cpu(
     bool aligned) {
   const OffsetMode mode = check_deform_roi_align_args(
       "_deform_roi_align_backward", input, rois, offset, pooled_height, pooled_width,
-      c10::DeviceType::CPU);
+      sampling_ratio, c10::DeviceType::CPU);
   const int64_t num_rois = rois.size(0);
   const int64_t channels = input.size(1);
   TORCH_CHECK(grad.device() == input.device() && grad.scalar_type() == input.scalar_type(),

@@ -1,11 +1,11 @@
 // CUDA kernels of deformable RoIAlign: forward and backward of TSD's Prop.w (eq. 3-4) and Point.w
-// (eq. 5-6) pooling, float32/float64/float16/bfloat16 (half types accumulate in float).
+// (eq. 5-6) pooling, float32/float64/float16/bfloat16 (half types accumulate in float, grad_input
+// included).
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/cuda/Atomic.cuh>
 #include <ATen/cuda/CUDAContext.h>
-#include <ATen/native/cuda/KernelUtils.cuh>
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
@@ -26,6 +26,8 @@ namespace {
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < (n); \
        i += static_cast<int64_t>(blockDim.x) * gridDim.x)
 
+// Threads per block; every kernel declares it in __launch_bounds__, so that the compiler keeps
+// its register use launchable at this size (the float64 backward included).
 constexpr int kThreads = 512;
 
 inline unsigned int num_blocks(int64_t n) {
@@ -60,7 +62,7 @@ __device__ __forceinline__ void shifted_start(
 
 // One thread per output element (k, c, ph, pw).
 template <typename scalar_t>
-__global__ void deform_roi_align_forward_kernel(
+__global__ void __launch_bounds__(kThreads) deform_roi_align_forward_kernel(
     int64_t nthreads,
     const scalar_t* __restrict__ input,
     const scalar_t* __restrict__ rois,
@@ -110,10 +112,12 @@ __global__ void deform_roi_align_forward_kernel(
   }
 }
 
-// One thread per output element: scatters into grad_input with atomics and, with an offset, adds
-// its share of d(loss)/d(offset) to grad_offset_acc (K, 2, nbins) in acc_t.
+// One thread per output element: scatters into grad_input_acc (N, C, H, W) with atomics and, with
+// an offset, adds its share of d(loss)/d(offset) to grad_offset_acc (K, 2, nbins). Both are in
+// acc_t: a half/bfloat16 pixel that many samples hit would otherwise stop growing once its running
+// sum is a few hundred times one contribution.
 template <typename scalar_t>
-__global__ void deform_roi_align_backward_kernel(
+__global__ void __launch_bounds__(kThreads) deform_roi_align_backward_kernel(
     int64_t nthreads,
     const scalar_t* __restrict__ grad,
     const scalar_t* __restrict__ input,
@@ -130,8 +134,7 @@ __global__ void deform_roi_align_backward_kernel(
     at::opmath_type<scalar_t> spatial_scale,
     at::opmath_type<scalar_t> gamma,
     bool aligned,
-    int64_t grad_input_numel,
-    scalar_t* __restrict__ grad_input,
+    at::opmath_type<scalar_t>* __restrict__ grad_input_acc,
     at::opmath_type<scalar_t>* __restrict__ grad_offset_acc) {
   using acc_t = at::opmath_type<scalar_t>;
   const int nbins = pooled_height * pooled_width;
@@ -165,9 +168,7 @@ __global__ void deform_roi_align_backward_kernel(
           continue;
         }
         for (int i = 0; i < 4; i++) {
-          at::native::fastAtomicAdd(
-              grad_input, plane_offset + pos[i], grad_input_numel,
-              static_cast<scalar_t>(w[i] * gv), true);
+          gpuAtomicAddNoReturn(grad_input_acc + plane_offset + pos[i], w[i] * gv);
         }
         if (with_offset) {
           for (int i = 0; i < 4; i++) {
@@ -199,7 +200,7 @@ at::Tensor deform_roi_align_forward_cuda(
     bool aligned) {
   const OffsetMode mode = check_deform_roi_align_args(
       "deform_roi_align", input, rois, offset, pooled_height, pooled_width,
-      c10::DeviceType::CUDA);
+      sampling_ratio, c10::DeviceType::CUDA);
   at::cuda::CUDAGuard device_guard(input.device());
   const int64_t num_rois = rois.size(0);
   const int64_t channels = input.size(1);
@@ -243,7 +244,7 @@ std::tuple<at::Tensor, at::Tensor> deform_roi_align_backward_cuda(
     bool aligned) {
   const OffsetMode mode = check_deform_roi_align_args(
       "_deform_roi_align_backward", input, rois, offset, pooled_height, pooled_width,
-      c10::DeviceType::CUDA);
+      sampling_ratio, c10::DeviceType::CUDA);
   const int64_t num_rois = rois.size(0);
   const int64_t channels = input.size(1);
   TORCH_CHECK(grad.device() == input.device() && grad.scalar_type() == input.scalar_type(),
@@ -252,9 +253,11 @@ std::tuple<at::Tensor, at::Tensor> deform_roi_align_backward_cuda(
                   grad.size(2) == pooled_height && grad.size(3) == pooled_width,
               "_deform_roi_align_backward: grad must be (K, C, ph, pw), got ", grad.sizes());
   at::cuda::CUDAGuard device_guard(input.device());
-  at::Tensor grad_input = at::zeros(input.sizes(), input.options());
   const int64_t nbins = pooled_height * pooled_width;
   const auto acc_type = at::toOpMathType(input.scalar_type());
+  // Summed in acc_t and rounded once at the end, as the CPU kernel does; for float and double
+  // this is grad_input itself.
+  at::Tensor grad_input_acc = at::zeros(input.sizes(), input.options().dtype(acc_type));
   at::Tensor grad_offset_acc;
   if (mode != OffsetMode::kNone) {
     grad_offset_acc = at::zeros({num_rois, 2, nbins}, input.options().dtype(acc_type));
@@ -279,12 +282,12 @@ std::tuple<at::Tensor, at::Tensor> deform_roi_align_backward_cuda(
               static_cast<int>(input.size(2)), static_cast<int>(input.size(3)),
               static_cast<int>(pooled_height), static_cast<int>(pooled_width),
               static_cast<int>(sampling_ratio), static_cast<acc_t>(spatial_scale),
-              static_cast<acc_t>(gamma), aligned, grad_input.numel(),
-              grad_input.mutable_data_ptr<scalar_t>(),
+              static_cast<acc_t>(gamma), aligned, grad_input_acc.mutable_data_ptr<acc_t>(),
               mode == OffsetMode::kNone ? nullptr : grad_offset_acc.mutable_data_ptr<acc_t>());
           C10_CUDA_KERNEL_LAUNCH_CHECK();
         });
   }
+  const at::Tensor grad_input = grad_input_acc.to(input.scalar_type());
   at::Tensor grad_offset;
   if (mode == OffsetMode::kNone) {
     grad_offset = at::empty({0}, input.options());

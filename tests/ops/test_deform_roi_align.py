@@ -2,8 +2,12 @@
 
 Covers TSD's Prop.w (eq. 3-4) and Point.w (eq. 5-6) pooling: values, gradients, errors, compile.
 """
+import functools
 import importlib
 import math
+import os
+import subprocess
+import sys
 import warnings
 
 import pytest
@@ -12,12 +16,14 @@ import torchvision
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import tsd_mmdet
 from tsd_mmdet.ops import (
     DeformRoIAlign,
     deform_roi_align,
     deform_roi_align_reference,
     has_extension,
 )
+from tsd_mmdet.ops.reference import MAX_SAMPLING_GRID
 
 _dra = importlib.import_module('tsd_mmdet.ops.deform_roi_align')
 
@@ -292,6 +298,124 @@ def test_non_contiguous_inputs(impl):
     torch.testing.assert_close(go, want[1])
 
 
+# ---- non-finite and enormous RoIs, non-finite offsets, empty maps (same on every device) -------
+
+# RoIs with no samples: their output is zeros, with zero gradients. 'overflowing' is finite in
+# the image but its float32 width overflows; 'enormous' has an adaptive grid of ~1e9 samples per
+# bin side (a hang on a GPU, and a failed allocation on CPU, without the bound).
+BAD_ROIS = {
+    'inf_x2': [0.0, 1.0, 1.0, math.inf, 6.0],
+    'neg_inf_x1': [0.0, -math.inf, 1.0, 5.0, 6.0],
+    'inf_y2': [0.0, 1.0, 1.0, 5.0, math.inf],
+    'nan_y1': [0.0, 1.0, math.nan, 5.0, 6.0],
+    'nan_box': [0.0, math.nan, math.nan, math.nan, math.nan],
+    'overflowing': [0.0, -3e38, 0.0, 3e38, 5.0],
+    'enormous': [0.0, 0.0, 0.0, 2e9, 2e9],
+}
+GOOD_ROIS = [[0.0, 1.0, 1.0, 5.0, 6.0], [0.0, 2.5, 0.5, 7.0, 7.5]]
+
+
+def _pool_with_grads(impl, x, rois, offset, grad, *args):
+    """(output, grad_input, grad_offset or None) of one call on fresh leaves."""
+    x = x.detach().clone().requires_grad_()
+    offset = None if offset is None else offset.detach().clone().requires_grad_()
+    out = _run(impl, x, rois, offset, *args)
+    inputs = [x] if offset is None else [x, offset]
+    grads = torch.autograd.grad(out, inputs, grad)
+    return out, grads[0], grads[1] if offset is not None else None
+
+
+@pytest.mark.parametrize('impl', IMPLS)
+@pytest.mark.parametrize('bad', list(BAD_ROIS))
+@pytest.mark.parametrize('sampling_ratio', [0, 2])
+@pytest.mark.parametrize('aligned', [True, False])
+@pytest.mark.parametrize('offset_kind', [None, 'prop', 'point'])
+def test_bad_roi_pools_to_zeros(impl, bad, sampling_ratio, aligned, offset_kind):
+    # The bad RoI sits between two good ones, which must come out as if it were not there.
+    x = torch.randn(1, 3, 8, 8)
+    good = torch.tensor(GOOD_ROIS)
+    rois = torch.cat([good[:1], torch.tensor([BAD_ROIS[bad]]), good[1:]])
+    offset = make_offset(offset_kind, 3, 2, 3, torch.float32)
+    grad = torch.randn(3, 3, 2, 3)
+    args = ((2, 3), 1.0, sampling_ratio, 0.5, aligned)
+    out, gx, go = _pool_with_grads(impl, x, rois, offset, grad, *args)
+    assert not out[1].any()
+    keep = [0, 2]
+    want = _pool_with_grads(impl, x, good, None if offset is None else offset[keep], grad[keep],
+                            *args)
+    torch.testing.assert_close(out[keep], want[0])
+    torch.testing.assert_close(gx, want[1])
+    if offset is not None:
+        assert not go[1].any()  # zero, not NaN
+        torch.testing.assert_close(go[keep], want[2])
+
+
+@pytest.mark.parametrize('impl', IMPLS)
+def test_adaptive_grid_bound(impl):
+    # aligned=False, scale 1, output 1x1: the adaptive grid is ceil(x2 - x1) by ceil(y2 - y1).
+    x = torch.randn(1, 2, 4, 4, dtype=torch.float64, requires_grad=True)
+    at_bound = torch.tensor([[0.0, -2.0, -2.0, MAX_SAMPLING_GRID - 2.0, 2.0]],
+                            dtype=torch.float64)
+    above = at_bound.clone()
+    above[0, 3] += 0.5  # grid_w = MAX_SAMPLING_GRID + 1
+    out = _run(impl, x, at_bound, None, 1, 1.0, 0, 0.1, False)
+    expected = torchvision.ops.roi_align(x, at_bound, 1, 1.0, 0, aligned=False)
+    assert expected.abs().min() > 0
+    torch.testing.assert_close(out, expected)
+    out = _run(impl, x, above, None, 1, 1.0, 0, 0.1, False)
+    assert not out.any()
+    assert not torch.autograd.grad(out.sum(), x)[0].any()
+
+
+@pytest.mark.parametrize('impl', IMPLS)
+@pytest.mark.parametrize('value', [math.inf, -math.inf, math.nan])
+@pytest.mark.parametrize('offset_kind', ['prop', 'point'])
+def test_non_finite_offset_contributes_zero(impl, value, offset_kind):
+    # The samples moved to a non-finite position are outside the map: zero, with zero gradients.
+    x = torch.randn(1, 2, 8, 8, requires_grad=True)
+    rois = torch.tensor(GOOD_ROIS)
+    offset = make_offset(offset_kind, 2, 2, 2, torch.float32)
+    moved = (1, 0) if offset_kind == 'prop' else (1, 0, 0, 1)
+    offset[moved] = value
+    offset.requires_grad_()
+    out = _run(impl, x, rois, offset, 2, 1.0, 2, 0.5)
+    gx, go = torch.autograd.grad(out, (x, offset), torch.randn_like(out))
+    assert torch.isfinite(out).all() and torch.isfinite(gx).all() and torch.isfinite(go).all()
+    if offset_kind == 'prop':
+        assert not out[1].any() and not go[1].any()
+    else:
+        assert not out[1, :, 0, 1].any() and not go[1, :, 0, 1].any()
+        assert out[1].any() and go[1].any()  # the other bins of RoI 1 still sample
+    assert out[0].any() and go[0].any()
+
+
+@pytest.mark.parametrize('impl', IMPLS)
+@pytest.mark.parametrize('size', [(0, 5), (5, 0), (0, 0)])
+@pytest.mark.parametrize('sampling_ratio', [0, 2])
+@pytest.mark.parametrize('offset_kind', [None, 'prop', 'point'])
+def test_empty_feature_map_pools_to_zeros(impl, size, sampling_ratio, offset_kind):
+    # Both RoIs have samples in [-1, 0], inside torchvision's band for a 0-sized dimension.
+    x = torch.randn(2, 3, *size, requires_grad=True)
+    rois = torch.tensor([[0.0, 0.0, 0.0, 1.0, 1.0], [1.0, -0.25, 0.0, 3.0, 0.75]])
+    offset = make_offset(offset_kind, 2, 2, 2, torch.float32, scale=0.1)
+    inputs = [x] if offset is None else [x, offset.requires_grad_()]
+    out = _run(impl, x, rois, offset, 2, 1.0, sampling_ratio, 0.1)
+    assert out.shape == (2, 3, 2, 2) and not out.any()
+    grads = torch.autograd.grad(out, inputs, torch.randn_like(out))
+    assert grads[0].shape == x.shape
+    if offset is not None:
+        assert grads[1].shape == offset.shape and not grads[1].any()
+
+
+@needs_ext
+@pytest.mark.parametrize('index', [math.nan, math.inf, -math.inf, 1e30, -1.0])
+def test_batch_index_not_finite_or_out_of_range(index):
+    x = torch.randn(2, 1, 5, 5)
+    rois = torch.tensor([[index, 0.0, 0.0, 3.0, 3.0]])
+    with pytest.raises(RuntimeError, match='batch index'):
+        deform_roi_align(x, rois)
+
+
 # ---- bad input --------------------------------------------------------------------------------
 
 def _good_args():
@@ -326,6 +450,7 @@ BAD_INPUTS = [
     ('spatial_scale', 0.0, ValueError, 'spatial_scale must be finite and positive'),
     ('spatial_scale', math.inf, ValueError, 'spatial_scale must be finite and positive'),
     ('sampling_ratio', 2.0, TypeError, 'sampling_ratio must be an int'),
+    ('sampling_ratio', MAX_SAMPLING_GRID + 1, ValueError, 'sampling_ratio must be <= 512'),
     ('gamma', None, TypeError, 'gamma must be a number'),
     ('gamma', math.nan, ValueError, 'gamma must be finite'),
     ('gamma', -math.inf, ValueError, 'gamma must be finite'),
@@ -354,6 +479,9 @@ def test_cpp_checks_back_up_python_checks():
                                              0, 0.1, True)
     with pytest.raises(RuntimeError, match='output size must be positive'):
         torch.ops.tsd_mmdet.deform_roi_align(x, torch.zeros(2, 5), None, 1.0, 0, 2, 0, 0.1, True)
+    with pytest.raises(RuntimeError, match='sampling_ratio must be <= 512'):
+        torch.ops.tsd_mmdet.deform_roi_align(x, torch.zeros(2, 5), None, 1.0, 2, 2, 2**32 + 2,
+                                             0.1, True)
 
 
 # ---- module, compile, registration, fallback --------------------------------------------------
@@ -514,3 +642,158 @@ def test_cuda_empty_rois():
     assert out.shape == (0, 3, 2, 2)
     gx, go = torch.autograd.grad(out.sum(), (x, offset))
     assert not gx.any() and go.shape == offset.shape
+
+
+@needs_cuda
+@pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
+def test_cuda_half_grad_input_accumulates_in_float(dtype):
+    # 512 copies of one RoI put ~390 on each pixel, in steps of ~1: summed in half/bfloat16 it
+    # would stall near 64 (bfloat16) instead.
+    x = torch.randn(1, 1, 8, 8)
+    rois = torch.tensor([[0.0, 0.0, 0.0, 8.0, 8.0]]).repeat(512, 1)
+
+    def grad_input(device, dt):
+        xd = x.to(device, dt).requires_grad_()
+        out = deform_roi_align(xd, rois.to(device, dt), None, 7, 1.0, 2)
+        return torch.autograd.grad(out, xd, torch.ones_like(out))[0]
+
+    want = grad_input('cuda', torch.float32)
+    assert want.max() > 300
+    got = grad_input('cuda', dtype)
+    assert got.dtype == dtype
+    # Summed in float and rounded once: within one rounding of the float32 sum.
+    torch.testing.assert_close(got.float(), want, rtol=1e-2, atol=1e-2)
+    torch.testing.assert_close(got.cpu(), grad_input('cpu', dtype), rtol=1e-2, atol=1e-2)
+
+
+# Child process of test_cuda_bad_rois_finish: runs every bad RoI on CUDA, so that a kernel that
+# loops (nearly) forever fails the test by its timeout instead of hanging the test run.
+_CUDA_BAD_ROIS_SCRIPT = """
+from math import inf, nan
+import torch
+from tsd_mmdet.ops import deform_roi_align
+x = torch.randn(1, 3, 8, 8, device='cuda', requires_grad=True)
+rois = torch.tensor({rois!r}, device='cuda')
+offset = torch.zeros(rois.size(0), 2, 2, 3, device='cuda', requires_grad=True)
+for sampling_ratio in (0, 2):
+    for off in (None, offset):
+        out = deform_roi_align(x, rois, off, (2, 3), 1.0, sampling_ratio)
+        grads = torch.autograd.grad(out.sum(), [x] if off is None else [x, off])
+        torch.cuda.synchronize()
+        assert not out.any() and not any(g.any() for g in grads)
+print('ok')
+"""
+
+
+@functools.cache
+def _cuda_bad_rois_in_child() -> str:
+    """Runs _CUDA_BAD_ROIS_SCRIPT in a child with a timeout; returns '' or what went wrong."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(tsd_mmdet.__file__)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        p for p in (root, os.environ.get('PYTHONPATH')) if p))
+    code = _CUDA_BAD_ROIS_SCRIPT.format(rois=list(BAD_ROIS.values()))
+    try:
+        result = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True,
+                                text=True, timeout=120)
+    except subprocess.TimeoutExpired:
+        return 'bad RoIs did not finish within 120 s on CUDA'
+    if result.returncode != 0 or 'ok' not in result.stdout:
+        return result.stderr or 'no output'
+    return ''
+
+
+@needs_cuda
+def test_cuda_bad_rois_finish():
+    failure = _cuda_bad_rois_in_child()
+    assert not failure, failure
+
+
+@needs_cuda
+@pytest.mark.parametrize('bad', list(BAD_ROIS))
+@pytest.mark.parametrize('sampling_ratio', [0, 2])
+@pytest.mark.parametrize('offset_kind', [None, 'prop', 'point'])
+def test_cuda_bad_roi_matches_cpu(bad, sampling_ratio, offset_kind):
+    # Only once the child has shown that the kernels finish on these RoIs (no hang here).
+    failure = _cuda_bad_rois_in_child()
+    assert not failure, failure
+    x = torch.randn(1, 3, 8, 8)
+    good = torch.tensor(GOOD_ROIS)
+    rois = torch.cat([good[:1], torch.tensor([BAD_ROIS[bad]]), good[1:]])
+    offset = make_offset(offset_kind, 3, 2, 3, torch.float32)
+    grad = torch.randn(3, 3, 2, 3)
+    args = ((2, 3), 1.0, sampling_ratio, 0.5, True)
+    on_cuda = _pool_with_grads('extension', x.cuda(), rois.cuda(),
+                               None if offset is None else offset.cuda(), grad.cuda(), *args)
+    on_cpu = _pool_with_grads('extension', x, rois, offset, grad, *args)
+    assert not on_cuda[0][1].any()
+    for got, want in zip(on_cuda, on_cpu):
+        if want is not None:
+            torch.testing.assert_close(got.cpu(), want, rtol=1e-4, atol=1e-4)
+
+
+@needs_cuda
+@pytest.mark.parametrize('value', [math.inf, math.nan])
+def test_cuda_non_finite_offset_matches_cpu(value):
+    x, rois, offset = _cuda_case()
+    offset[3] = value
+    offset[5, 1, 2, 3] = value
+    grad = torch.randn(16, 8, 4, 5)
+    args = ((4, 5), 0.5, 2, 0.3)
+    on_cuda = _pool_with_grads('extension', x.cuda(), rois.cuda(), offset.cuda(), grad.cuda(),
+                               *args)
+    on_cpu = _pool_with_grads('extension', x, rois, offset, grad, *args)
+    for got, want in zip(on_cuda, on_cpu):
+        assert torch.isfinite(got).all()
+        torch.testing.assert_close(got.cpu(), want, rtol=1e-4, atol=1e-4)
+
+
+@needs_cuda
+@pytest.mark.parametrize('size', [(0, 5), (5, 0), (0, 0)])
+@pytest.mark.parametrize('offset_kind', [None, 'point'])
+def test_cuda_empty_feature_map(size, offset_kind):
+    x = torch.randn(2, 3, *size, device='cuda', requires_grad=True)
+    rois = torch.tensor([[0.0, 0.0, 0.0, 1.0, 1.0], [1.0, -0.25, 0.0, 3.0, 0.75]], device='cuda')
+    offset = make_offset(offset_kind, 2, 2, 2, torch.float32, scale=0.1)
+    offset = None if offset is None else offset.cuda().requires_grad_()
+    out = deform_roi_align(x, rois, offset, 2, 1.0, 2, 0.1)
+    inputs = [x] if offset is None else [x, offset]
+    grads = torch.autograd.grad(out, inputs, torch.randn_like(out))
+    torch.cuda.synchronize()  # an illegal read would surface here
+    assert out.shape == (2, 3, 2, 2) and not out.any()
+    assert grads[0].shape == x.shape
+    if offset is not None:
+        assert not grads[1].any()
+
+
+@needs_cuda
+@pytest.mark.parametrize('offset_kind', [None, 'prop', 'point'])
+@pytest.mark.parametrize('sampling_ratio', [0, 2])
+def test_cuda_float64_matches_cpu(offset_kind, sampling_ratio):
+    # The float64 backward has the most registers: it must launch at kThreads (launch bounds).
+    x, rois, offset = (None if t is None else t.double()
+                       for t in _cuda_case(offset_kind=offset_kind))
+    grad = torch.randn(16, 8, 4, 5, dtype=torch.float64)
+    args = ((4, 5), 0.5, sampling_ratio, 0.3)
+    on_cuda = _pool_with_grads('extension', x.cuda(), rois.cuda(),
+                               None if offset is None else offset.cuda(), grad.cuda(), *args)
+    on_cpu = _pool_with_grads('extension', x, rois, offset, grad, *args)
+    for got, want in zip(on_cuda, on_cpu):
+        if want is not None:
+            assert got.dtype == torch.float64
+            torch.testing.assert_close(got.cpu(), want)
+
+
+@needs_cuda
+@pytest.mark.parametrize('offset_kind', [None, 'point'])
+def test_cuda_channels_last(offset_kind):
+    x, rois, offset = _cuda_case(offset_kind=offset_kind)
+    grad = torch.randn(16, 8, 4, 5)
+    args = ((4, 5), 0.5, 2, 0.3)
+    x_cl = x.cuda().to(memory_format=torch.channels_last)
+    assert not x_cl.is_contiguous()
+    on_cuda = _pool_with_grads('extension', x_cl, rois.cuda(),
+                               None if offset is None else offset.cuda(), grad.cuda(), *args)
+    on_cpu = _pool_with_grads('extension', x, rois, offset, grad, *args)
+    for got, want in zip(on_cuda, on_cpu):
+        if want is not None:
+            torch.testing.assert_close(got.cpu(), want, rtol=1e-4, atol=1e-4)

@@ -2,7 +2,8 @@
 
 Prop.w (eq. 3-4) and Point.w (eq. 5-6); needs torch alone (no mmcv/mmdet).
 """
-from .deform_roi_align import DeformRoIAlign, deform_roi_align, has_extension
+from .deform_roi_align import MAX_SAMPLING_GRID, DeformRoIAlign, deform_roi_align, has_extension
 from .reference import deform_roi_align_reference
 
-__all__ = ['DeformRoIAlign', 'deform_roi_align', 'deform_roi_align_reference', 'has_extension']
+__all__ = ['MAX_SAMPLING_GRID', 'DeformRoIAlign', 'deform_roi_align', 'deform_roi_align_reference',
+           'has_extension']

@@ -7,9 +7,9 @@ import warnings
 import torch
 from torch import Tensor, nn
 
-from .reference import check_deform_roi_align_args, deform_roi_align_reference
+from .reference import MAX_SAMPLING_GRID, check_deform_roi_align_args, deform_roi_align_reference
 
-__all__ = ['DeformRoIAlign', 'deform_roi_align', 'has_extension']
+__all__ = ['MAX_SAMPLING_GRID', 'DeformRoIAlign', 'deform_roi_align', 'has_extension']
 
 try:
     from tsd_mmdet import _C  # noqa: F401  (loading it registers torch.ops.tsd_mmdet.*)
@@ -96,12 +96,30 @@ def deform_roi_align(input: Tensor, rois: Tensor, offset: Tensor | None = None, 
             (w_k, h_k) is the RoI size on the feature map. Same dtype and device as ``input``.
         output_size: int or (oh, ow).
         spatial_scale: image-to-feature-map scale (e.g. 1/8 for stride 8).
-        sampling_ratio: samples per bin side; <= 0 for adaptive ``ceil(roi_size / output_size)``.
+        sampling_ratio: samples per bin side, at most ``MAX_SAMPLING_GRID`` (512); <= 0 for
+            adaptive ``ceil(roi_size / output_size)``.
         gamma: offset magnitude (eq. 3/5).
         aligned: shift the boxes by -0.5 pixel (RoIAlign v2), as torchvision's ``aligned``.
 
     Returns:
         (K, C, oh, ow) pooled features. Differentiable in ``input`` and ``offset``.
+
+    Bad input gives the same result on CPU, on CUDA and in the PyTorch reference:
+
+    - A RoI that is not finite on the feature map (an inf or NaN coordinate, or a size that
+      overflows) has no samples: its output is zeros, with zero gradients for ``input`` and its
+      ``offset``.
+    - With adaptive sampling, a RoI whose grid ``ceil(roi_size / output_size)`` exceeds
+      ``MAX_SAMPLING_GRID`` (512) samples per bin side in either direction has no samples either
+      (zeros, zero gradients); this bounds the work per output value. A 7x7 output reaches it for
+      a RoI 3584 feature-map cells wide. An explicit ``sampling_ratio`` above it is a ValueError.
+    - A non-finite ``offset`` moves its samples to non-finite positions, which count as outside
+      the map: like any sample outside ``[-1, H] x [-1, W]`` they add zero (and get zero
+      gradients).
+    - An empty feature map (``H == 0`` or ``W == 0``) with RoIs present pools to zeros; the
+      gradient of ``offset`` is zero.
+    - A batch index ``rois[k, 0]`` that does not truncate to an image of ``input`` (including inf
+      and NaN) is an error: a RuntimeError on CPU, a device-side assertion on CUDA.
     """
     oh, ow = check_deform_roi_align_args(input, rois, offset, output_size, spatial_scale,
                                          sampling_ratio, gamma, aligned)

@@ -8,7 +8,12 @@ import numbers
 import torch
 from torch import Tensor
 
-__all__ = ['check_deform_roi_align_args', 'deform_roi_align_reference']
+__all__ = ['MAX_SAMPLING_GRID', 'check_deform_roi_align_args', 'deform_roi_align_reference']
+
+# Largest sample grid per bin side (kMaxSamplingGrid of csrc/deform_roi_align_common.h): an
+# adaptive grid ceil(roi_size / output_size) above it is empty (the RoI pools to zeros), an
+# explicit sampling_ratio above it is rejected. A 7x7 output reaches it at 3584 feature-map cells.
+MAX_SAMPLING_GRID = 512
 
 # Largest (sample points x channels) gathered at once, to bound the reference's memory.
 _MAX_CHUNK_ELEMENTS = 1 << 23
@@ -65,6 +70,8 @@ def check_deform_roi_align_args(input, rois, offset, output_size, spatial_scale,
         raise ValueError(f'spatial_scale must be finite and positive, got {spatial_scale}')
     if not _is_int(sampling_ratio):
         raise TypeError(f'sampling_ratio must be an int, got {type(sampling_ratio).__name__}')
+    if sampling_ratio > MAX_SAMPLING_GRID:
+        raise ValueError(f'sampling_ratio must be <= {MAX_SAMPLING_GRID}, got {sampling_ratio}')
     if not _is_real(gamma):
         raise TypeError(f'gamma must be a number, got {type(gamma).__name__}')
     if not math.isfinite(gamma):
@@ -184,17 +191,25 @@ def deform_roi_align_reference(input: Tensor, rois: Tensor, offset: Tensor | Non
     start_h = r[:, 2] * spatial_scale - shift
     roi_w = (r[:, 3] * spatial_scale - shift) - start_w
     roi_h = (r[:, 4] * spatial_scale - shift) - start_h
+    # A RoI that is not finite on the feature map gets no samples and all-zero geometry (zeros out,
+    # zero gradients), as in the kernels; tested before the clamp, which maps NaN sizes to 1.
+    finite = (torch.isfinite(start_w) & torch.isfinite(start_h) & torch.isfinite(roi_w)
+              & torch.isfinite(roi_h))
+    start_w, start_h, roi_w, roi_h = (torch.where(finite, v, torch.zeros_like(v))
+                                      for v in (start_w, start_h, roi_w, roi_h))
     if not aligned:  # force malformed RoIs to be 1x1
-        roi_w = roi_w.clamp(min=1.0)
-        roi_h = roi_h.clamp(min=1.0)
+        roi_w = torch.where(finite, roi_w.clamp(min=1.0), roi_w)
+        roi_h = torch.where(finite, roi_h.clamp(min=1.0), roi_h)
     bin_w = roi_w / ow
     bin_h = roi_h / oh
     if sampling_ratio > 0:
-        grid_h = torch.full((k,), sampling_ratio, dtype=torch.long, device=input.device)
+        grid_h = torch.where(finite, sampling_ratio, 0)
         grid_w = grid_h
-    else:
-        grid_h = torch.ceil(roi_h / oh).clamp(min=0).long()
-        grid_w = torch.ceil(roi_w / ow).clamp(min=0).long()
+    else:  # adaptive: ceil(size / output_size), or no samples outside [1, MAX_SAMPLING_GRID]
+        grid_h, grid_w = (torch.where(finite & (g >= 1) & (g <= MAX_SAMPLING_GRID), g, 0).long()
+                          for g in (torch.ceil(roi_h / oh), torch.ceil(roi_w / ow)))
+    if height == 0 or width == 0:  # an empty map: every sample is outside (zeros out)
+        grid_h = grid_w = torch.zeros_like(grid_h)
 
     # Bin-grid origins (K, oh, ow), shifted by gamma * offset * (w, h) (eq. 3-6).
     start_w = start_w.view(k, 1, 1).expand(k, oh, ow)
