@@ -8,14 +8,20 @@ import os
 from setuptools import find_packages, setup
 
 
+def cxx_standard(torch_version: str) -> str:
+    """C++17 where torch's headers allow it (torch < 2.10), C++20 where they need it."""
+    major, minor = (int(part) for part in torch_version.split('+')[0].split('.')[:2])
+    return 'c++20' if (major, minor) >= (2, 10) else 'c++17'
+
+
 def get_extensions():
     import torch
     from torch.utils.cpp_extension import CppExtension, CUDAExtension, CUDA_HOME
 
     sources = sorted(glob.glob('csrc/*.cpp'))
     include_dirs = [os.path.abspath('csrc')]
-    # torch >= 2.10 headers need C++20.
-    extra = {'cxx': ['-O3', '-std=c++20']}
+    std = cxx_standard(torch.__version__)
+    extra = {'cxx': ['-O3', f'-std={std}']}
     define_macros = []
     extension = CppExtension
     with_cuda = torch.cuda.is_available() or os.getenv('FORCE_CUDA', '0') == '1'
@@ -27,7 +33,7 @@ def get_extensions():
         include_dirs += glob.glob(os.path.join(
             os.path.dirname(os.path.dirname(torch.__file__)), 'nvidia', 'cu*', 'include'))
         define_macros.append(('WITH_CUDA', None))
-        extra['nvcc'] = ['-O3', '-std=c++20', '--expt-relaxed-constexpr']
+        extra['nvcc'] = ['-O3', f'-std={std}', '--expt-relaxed-constexpr']
     elif with_cuda:
         raise RuntimeError('FORCE_CUDA=1 but no CUDA toolkit found (set CUDA_HOME)')
     return [
@@ -52,6 +58,9 @@ setup(
     description='Task-aware spatial disentanglement (TSD) for MMDetection 3.x two-stage detectors',
     license='Apache-2.0',
     python_requires='>=3.10',
+    # What an existing mmdet 3.3 environment already has (README, "Install into your environment");
+    # tools/setup_env.sh installs exact versions itself and this package with --no-deps.
+    install_requires=['torch>=2.1', 'mmengine>=0.10.0', 'mmcv>=2.0.0rc4,<2.2.0', 'mmdet>=3.3.0'],
     packages=find_packages(exclude=('tests', 'tests.*', 'configs', 'tools')),
     ext_modules=get_extensions(),
     cmdclass=get_cmdclass(),

@@ -9,6 +9,8 @@
 #include <optional>
 #include <tuple>
 
+#include "deform_roi_align.h"
+
 namespace tsd_mmdet {
 namespace ops {
 
@@ -17,7 +19,7 @@ namespace {
 at::Tensor deform_roi_align(
     const at::Tensor& input,
     const at::Tensor& rois,
-    const std::optional<at::Tensor>& offset,
+    const OptionalTensor& offset,
     double spatial_scale,
     int64_t pooled_height,
     int64_t pooled_width,
@@ -37,7 +39,7 @@ template <c10::DispatchKey autocast_key, c10::DeviceType device_type>
 at::Tensor deform_roi_align_autocast(
     const at::Tensor& input,
     const at::Tensor& rois,
-    const std::optional<at::Tensor>& offset,
+    const OptionalTensor& offset,
     double spatial_scale,
     int64_t pooled_height,
     int64_t pooled_width,
@@ -45,7 +47,7 @@ at::Tensor deform_roi_align_autocast(
     double gamma,
     bool aligned) {
   c10::impl::ExcludeDispatchKeyGuard no_autocast(autocast_key);
-  std::optional<at::Tensor> offset_f;
+  OptionalTensor offset_f;
   if (offset.has_value()) {
     offset_f = at::autocast::cached_cast(at::kFloat, *offset, device_type);
   }

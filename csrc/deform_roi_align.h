@@ -3,6 +3,7 @@
 #pragma once
 
 #include <ATen/ATen.h>
+#include <torch/version.h>
 
 #include <optional>
 
@@ -10,6 +11,15 @@
 
 namespace tsd_mmdet {
 namespace ops {
+
+// The C++ type of the schema's `Tensor?`: std::optional from torch 2.4 on (c10::optional became an
+// alias of it there, and later went away); before that the dispatcher only knows c10::optional,
+// its own class (torch 2.1-2.3).
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+using OptionalTensor = std::optional<at::Tensor>;
+#else
+using OptionalTensor = c10::optional<at::Tensor>;
+#endif
 
 // How the offset is given: none (plain RoIAlign), (K, 2) proposal-wise translation (Prop.w,
 // eq. 3-4), or (K, 2, ph, pw) pointwise deformation (Point.w, eq. 5-6).
@@ -19,7 +29,7 @@ inline OffsetMode check_deform_roi_align_args(
     const char* fn,
     const at::Tensor& input,
     const at::Tensor& rois,
-    const std::optional<at::Tensor>& offset,
+    const OptionalTensor& offset,
     int64_t pooled_height,
     int64_t pooled_width,
     int64_t sampling_ratio,

@@ -467,7 +467,7 @@ void backward_kernel_impl(
 at::Tensor deform_roi_align_forward_cpu(
     const at::Tensor& input,
     const at::Tensor& rois,
-    const std::optional<at::Tensor>& offset,
+    const OptionalTensor& offset,
     double spatial_scale,
     int64_t pooled_height,
     int64_t pooled_width,
@@ -504,7 +504,7 @@ std::tuple<at::Tensor, at::Tensor> deform_roi_align_backward_cpu(
     const at::Tensor& grad,
     const at::Tensor& input,
     const at::Tensor& rois,
-    const std::optional<at::Tensor>& offset,
+    const OptionalTensor& offset,
     double spatial_scale,
     int64_t pooled_height,
     int64_t pooled_width,

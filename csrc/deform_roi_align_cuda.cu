@@ -191,7 +191,7 @@ __global__ void __launch_bounds__(kThreads) deform_roi_align_backward_kernel(
 at::Tensor deform_roi_align_forward_cuda(
     const at::Tensor& input,
     const at::Tensor& rois,
-    const std::optional<at::Tensor>& offset,
+    const OptionalTensor& offset,
     double spatial_scale,
     int64_t pooled_height,
     int64_t pooled_width,
@@ -235,7 +235,7 @@ std::tuple<at::Tensor, at::Tensor> deform_roi_align_backward_cuda(
     const at::Tensor& grad,
     const at::Tensor& input,
     const at::Tensor& rois,
-    const std::optional<at::Tensor>& offset,
+    const OptionalTensor& offset,
     double spatial_scale,
     int64_t pooled_height,
     int64_t pooled_width,

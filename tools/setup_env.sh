@@ -2,16 +2,25 @@
 # Sets up .venv for tsd-mmdet on a fresh machine: pinned torch/mmengine/mmdet, mmcv 2.1.0 built from
 # its source release (wheel cached by torch and Python version), then this package editable.
 # Re-running on a machine that has it checks a stamp and returns in seconds.
+# Everything comes through pip by name (mmcv's source release too, verified by its sha256), so the
+# user's pip configuration (index, mirror, proxy, certificates) applies. Python 3.10-3.12: the first
+# of python3.11, python3.12, python3.10 found, or TSD_PYTHON.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 VENV=${TSD_VENV:-$ROOT/.venv}
-PY=${TSD_PYTHON:-python3.11}
+if [ -n "${TSD_PYTHON:-}" ]; then
+  PY=$TSD_PYTHON
+else
+  PY=python3.11
+  for candidate in python3.11 python3.12 python3.10; do
+    if command -v "$candidate" >/dev/null && "$candidate" -c '' 2>/dev/null; then PY=$candidate; break; fi
+  done
+fi
 CACHE=${TSD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tsd-mmdet}
-CONSTRAINTS=$ROOT/requirements/constraints.txt
 MMCV_VERSION=2.1.0
-MMCV_URL=https://files.pythonhosted.org/packages/a7/19/f97f0fd4d432113a232e75f965335be6b7bb6557ae9faf8051e9a012cadd/mmcv-2.1.0.tar.gz
+# sha256 of mmcv-2.1.0.tar.gz, the source release on the package index: pip refuses any other file.
 MMCV_SHA256=d387bcab66b467479b6660310e23746cfc79c6e57acf04094680adb499a5cd3f
 # mmengine 0.10.7 imports pkg_resources (to resolve mmdet:: configs) and so does mmcv's setup.py;
 # our stack is verified with setuptools < 70, while torch 2.14 declares setuptools >= 77 (it uses it
@@ -21,9 +30,18 @@ SETUPTOOLS=setuptools==69.5.1
 say() { printf '[setup] %s\n' "$*"; }
 die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
 
+command -v "$PY" >/dev/null || die "$PY not found: install Python 3.10, 3.11 or 3.12 (or set TSD_PYTHON to one)"
+PY_MINOR=$("$PY" -c 'import sys; print(sys.version_info[0] * 100 + sys.version_info[1])' 2>/dev/null) \
+  || die "$PY does not run; set TSD_PYTHON to a Python 3.10-3.12 interpreter"
+case "$PY_MINOR" in
+  310) CONSTRAINTS=$ROOT/requirements/constraints-py310.txt ;;  # numpy, scipy, ... for 3.10
+  311|312) CONSTRAINTS=$ROOT/requirements/constraints.txt ;;
+  *) die "$PY is Python $(( PY_MINOR / 100 )).$(( PY_MINOR % 100 )); tsd-mmdet's stack supports 3.10-3.12: set TSD_PYTHON to one" ;;
+esac
+
 # Everything that decides what is installed goes into the stamp: change any of it and set-up reruns.
 stamp_key() {
-  cat "$CONSTRAINTS" requirements/base.txt Makefile setup.py tools/setup_env.sh csrc/* 2>/dev/null | sha256sum | cut -c1-16
+  { echo "$PY_MINOR"; cat "$CONSTRAINTS" requirements/base.txt Makefile setup.py tools/setup_env.sh csrc/*; } 2>/dev/null | sha256sum | cut -c1-16
 }
 STAMP=$VENV/.tsd-setup-stamp
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$(stamp_key)" ] && "$VENV/bin/python" -c 'import tsd_mmdet' 2>/dev/null; then
@@ -32,20 +50,21 @@ if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$(stamp_key)" ] && "$VENV/bin/pytho
 fi
 
 # ---- checks that fail early with something to do -------------------------------------------
-command -v "$PY" >/dev/null || die "$PY not found: install Python 3.11 (or set TSD_PYTHON to one)"
-"$PY" -c 'import sys; assert sys.version_info[:2] == (3, 11)' 2>/dev/null \
-  || die "$PY is not Python 3.11; set TSD_PYTHON to a Python 3.11 interpreter"
 command -v g++ >/dev/null || die "no C++ compiler (g++): install build-essential (Debian: apt-get install g++)"
 "$PY" -c 'import sysconfig, os, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
-  || die "Python headers missing: install python3.11-dev"
+  || die "Python headers missing: install the -dev package of $PY (e.g. python3.12-dev)"
 avail_kb=$(df -Pk "$ROOT" | awk 'NR==2 {print $4}')
 [ "${avail_kb:-0}" -gt $((8 * 1024 * 1024)) ] || die "less than 8 GB free on $(df -P "$ROOT" | awk 'NR==2 {print $6}'): torch alone takes 5.5 GB; free some disk"
 
 # ---- venv and pinned packages ------------------------------------------------------------------
 if [ ! -x "$VENV/bin/python" ]; then
   say "creating $VENV"
-  "$PY" -m venv "$VENV" || die "could not create a venv: install python3.11-venv"
+  "$PY" -m venv "$VENV" || die "could not create a venv with $PY: install its venv package (Debian: python3-venv)"
 fi
+VENV_MINOR=$("$VENV/bin/python" -c 'import sys; print(sys.version_info[0] * 100 + sys.version_info[1])')
+[ "$VENV_MINOR" = "$PY_MINOR" ] \
+  || die "$VENV was made with another Python ($VENV_MINOR, not $PY_MINOR): remove it or set TSD_VENV"
+
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
 say "installing pinned packages (torch takes about a minute)"
 "${PIP[@]}" install -q -c "$CONSTRAINTS" -r requirements/base.txt \
@@ -62,9 +81,13 @@ if ! have_mmcv; then
     say "building mmcv $MMCV_VERSION with ops for torch $TORCH_V (about 10 minutes on 2 cores, once)"
     BUILD=$(mktemp -d)
     trap 'rm -rf "$BUILD"' EXIT
-    curl -fsSL --retry 3 -o "$BUILD/mmcv.tar.gz" "$MMCV_URL" || die "could not download $MMCV_URL"
-    echo "$MMCV_SHA256  $BUILD/mmcv.tar.gz" | sha256sum -c --quiet - || die "mmcv source checksum mismatch"
-    tar xzf "$BUILD/mmcv.tar.gz" -C "$BUILD"
+    # The source release through pip (the user's index, mirror, proxy), hash-checked by pip itself.
+    # pip prepares its metadata, which imports torch: hence no build isolation.
+    echo "mmcv==$MMCV_VERSION --hash=sha256:$MMCV_SHA256" > "$BUILD/mmcv-source.txt"
+    "${PIP[@]}" download -q --no-deps --no-binary mmcv --no-build-isolation --require-hashes \
+      -r "$BUILD/mmcv-source.txt" -d "$BUILD" \
+      || die "could not get mmcv $MMCV_VERSION's source release through pip (index? network? hash?)"
+    tar xzf "$BUILD/mmcv-$MMCV_VERSION.tar.gz" -C "$BUILD"
     # torch >= 2.10 headers need C++20; mmcv 2.1.0's setup.py forces -std=c++17 for torch > 1.12.
     sed -i 's/-std=c++17/-std=c++20/g' "$BUILD/mmcv-$MMCV_VERSION/setup.py"
     mkdir -p "$WHEEL_DIR"

@@ -22,6 +22,7 @@ from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 import tsd_mmdet  # noqa: F401  (registers TSD's modules)
+from tsd_mmdet.utils import CheckpointError
 
 
 def parse_args():
@@ -123,7 +124,10 @@ def main():
         assert args.out.endswith(('.pkl', '.pickle')), 'The dump file must be a pkl file.'
         runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=args.out))
 
-    runner.test()
+    try:
+        runner.test()
+    except CheckpointError as e:  # unreadable load_from / resume checkpoint: one line
+        raise SystemExit(f'checkpoint error: {e}') from None
 
 
 if __name__ == '__main__':

@@ -25,6 +25,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import tsd_mmdet  # noqa: F401  (registers TSD's modules)
+from tsd_mmdet.utils import CheckpointError
 
 
 def parse_args():
@@ -108,7 +109,10 @@ def main():
         runner = Runner.from_cfg(cfg)
     else:
         runner = RUNNERS.build(cfg)
-    runner.train()
+    try:
+        runner.train()
+    except CheckpointError as e:  # unreadable load_from / resume checkpoint: one line
+        raise SystemExit(f'checkpoint error: {e}') from None
 
 
 if __name__ == '__main__':

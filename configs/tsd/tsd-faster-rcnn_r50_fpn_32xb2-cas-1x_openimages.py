@@ -1,24 +1,18 @@
 # TSD + PC on Faster R-CNN R50-FPN for OpenImages V6 (601 classes), mmdet's OpenImages 1x set-up
 # (32 GPUs x 2 images, lr 0.08) with class-aware sampling (§3.1; mmdet's ClassAwareSampler):
-# Table 6, "ResNet-50" with TSD. Head options as tsd-faster-rcnn_r50_fpn_1x_coco.py; the base's box
+# Table 6, "ResNet-50" with TSD. Head options from _base_/tsd_head.py, as tsd-faster-rcnn_r50_fpn_1x_coco.py; the base's box
 # head trains jointly as the sibling head. Dataset and metric (OpenImagesMetric, AP@0.5) are the
 # base's. (The paper used the V5 challenge set, 500 classes: mmdet's *_openimages-challenge.py.)
 # Baseline twin: mmdet::openimages/faster-rcnn_r50_fpn_32xb2-cas-1x_openimages.py.
-_base_ = 'mmdet::openimages/faster-rcnn_r50_fpn_32xb2-cas-1x_openimages.py'
+_base_ = ['mmdet::openimages/faster-rcnn_r50_fpn_32xb2-cas-1x_openimages.py', './_base_/tsd_head.py']
 
 custom_imports = dict(imports=['tsd_mmdet'], allow_failed_imports=False)
 
 model = dict(
     roi_head=dict(
         type='TSDRoIHead',
-        bbox_roi_extractor=dict(type='TSDRoIExtractor', roi_layer=dict(type='DeformRoIAlign')),
-        bbox_head=dict(
-            type='TSDBBoxHead',
-            gamma_cls=0.1,
-            gamma_reg=0.1,
-            cls_manner='pointwise',
-            reg_manner='proposalwise',
-            offset_fc_channels=256),
+        bbox_roi_extractor={{_base_.tsd_roi_extractor}},
+        bbox_head={{_base_.tsd_bbox_head}},
         sibling_head={{_base_.model.roi_head.bbox_head}},
-        pc_cls=dict(type='ProgressiveConstraintCls', margin_cls=0.2, loss_weight=1.0),
-        pc_loc=dict(type='ProgressiveConstraintLoc', margin_reg=0.2, loss_weight=1.0)))
+        pc_cls={{_base_.tsd_pc_cls}},
+        pc_loc={{_base_.tsd_pc_loc}}))

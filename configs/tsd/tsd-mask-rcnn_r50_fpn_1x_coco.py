@@ -2,23 +2,17 @@
 # TSD replaces the detection branch only: the box head becomes TSD's, the base's box head trains
 # jointly as the sibling head (the PC anchor, never run at inference), and the mask head is mmdet's,
 # trained on the sampled proposals P and run on the final TSD boxes at test time, as in Mask R-CNN.
-# Head options as tsd-faster-rcnn_r50_fpn_1x_coco.py (§3.4: "the same as ... Faster R-CNN").
+# Head options from _base_/tsd_head.py, as tsd-faster-rcnn_r50_fpn_1x_coco.py (§3.4: "the same as ... Faster R-CNN").
 # Baseline twin: mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py.
-_base_ = 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'
+_base_ = ['mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py', './_base_/tsd_head.py']
 
 custom_imports = dict(imports=['tsd_mmdet'], allow_failed_imports=False)
 
 model = dict(
     roi_head=dict(
         type='TSDRoIHead',
-        bbox_roi_extractor=dict(type='TSDRoIExtractor', roi_layer=dict(type='DeformRoIAlign')),
-        bbox_head=dict(
-            type='TSDBBoxHead',
-            gamma_cls=0.1,
-            gamma_reg=0.1,
-            cls_manner='pointwise',
-            reg_manner='proposalwise',
-            offset_fc_channels=256),
+        bbox_roi_extractor={{_base_.tsd_roi_extractor}},
+        bbox_head={{_base_.tsd_bbox_head}},
         sibling_head={{_base_.model.roi_head.bbox_head}},
-        pc_cls=dict(type='ProgressiveConstraintCls', margin_cls=0.2, loss_weight=1.0),
-        pc_loc=dict(type='ProgressiveConstraintLoc', margin_reg=0.2, loss_weight=1.0)))
+        pc_cls={{_base_.tsd_pc_cls}},
+        pc_loc={{_base_.tsd_pc_loc}}))

@@ -504,6 +504,27 @@ def test_module():
 
 @needs_ext
 @pytest.mark.parametrize('offset_kind', [None, 'prop', 'point'])
+def test_pre_2_4_autograd_function(offset_kind, monkeypatch):
+    """torch 2.1-2.3 have no torch.library.register_autograd: deform_roi_align goes through
+    _DeformRoIAlignFunction there. Forced here, it gives the registered op's values and passes
+    gradcheck (in float64) on input and offset."""
+    module = importlib.import_module('tsd_mmdet.ops.deform_roi_align')
+    x = torch.randn(2, 3, 6, 7, dtype=torch.float64, requires_grad=True)
+    rois = make_rois(4, 2, 6, 7)
+    offset = make_offset(offset_kind, 4, 2, 2)
+    want = deform_roi_align(x, rois, offset, 2, 1.0, 2, 0.1, True)
+    monkeypatch.setattr(module, '_HAS_REGISTER_FAKE', False)
+    got = deform_roi_align(x, rois, offset, 2, 1.0, 2, 0.1, True)
+    assert got.grad_fn is not None and 'DeformRoIAlignFunction' in type(got.grad_fn).__name__
+    torch.testing.assert_close(got, want)
+    inputs = (x,) if offset is None else (x, offset.requires_grad_())
+    assert torch.autograd.gradcheck(
+        lambda *t: deform_roi_align(t[0], rois, t[1] if len(t) > 1 else None, 2, 1.0, 2, 0.1,
+                                    True), inputs)
+
+
+@needs_ext
+@pytest.mark.parametrize('offset_kind', [None, 'prop', 'point'])
 def test_torch_compile_fullgraph(offset_kind):
     torch._dynamo.reset()
     x = torch.randn(2, 3, 9, 11, requires_grad=True)
@@ -524,6 +545,9 @@ def test_torch_compile_fullgraph(offset_kind):
 
 
 @needs_ext
+@pytest.mark.skipif(not hasattr(torch.library, 'opcheck'),
+                    reason='torch.library.opcheck is torch >= 2.4 (the op registers its fake '
+                    'kernel and autograd the older way there; the other tests cover them)')
 @pytest.mark.parametrize('offset_kind', [None, 'prop', 'point'])
 def test_opcheck(offset_kind):
     x = torch.randn(2, 3, 6, 7, dtype=torch.float64, requires_grad=True)

@@ -45,36 +45,66 @@ def _warn_fallback(reason: str) -> None:
         warnings.warn(what, RuntimeWarning, stacklevel=3)
 
 
+# torch >= 2.4 registers the op's fake (meta) implementation and its autograd formula with
+# torch.library.register_fake / register_autograd. torch 2.1-2.3 have neither: there the fake
+# implementation is a Meta kernel registered through a Library, and autograd comes from an
+# autograd.Function around the op (deform_roi_align below uses it).
+_TORCH_VERSION = tuple(int(v) for v in torch.__version__.split('+')[0].split('.')[:2])
+_HAS_REGISTER_FAKE = _TORCH_VERSION >= (2, 4)
+
+
+def _deform_roi_align_fake(input, rois, offset, spatial_scale, pooled_height, pooled_width,
+                           sampling_ratio, gamma, aligned):
+    torch._check(input.dim() == 4, lambda: 'input must be a (N, C, H, W) tensor')
+    torch._check(rois.dim() == 2 and rois.size(1) == 5, lambda: 'rois must be (K, 5)')
+    return input.new_empty((rois.size(0), input.size(1), pooled_height, pooled_width))
+
+
+def _deform_roi_align_backward_fake(grad, input, rois, offset, spatial_scale, pooled_height,
+                                    pooled_width, sampling_ratio, gamma, aligned):
+    grad_offset = input.new_empty((0,)) if offset is None else offset.new_empty(offset.shape)
+    return input.new_empty(input.shape), grad_offset
+
+
+def _setup_context(ctx, inputs, output):
+    input, rois, offset, *params = inputs
+    ctx.save_for_backward(input, rois, offset)
+    ctx.params = params
+
+
+def _backward(ctx, grad):
+    input, rois, offset = ctx.saved_tensors
+    grad_input, grad_offset = torch.ops.tsd_mmdet._deform_roi_align_backward(
+        grad, input, rois, offset, *ctx.params)
+    if offset is None:
+        grad_offset = None
+    return grad_input, None, grad_offset, None, None, None, None, None, None
+
+
+class _DeformRoIAlignFunction(torch.autograd.Function):
+    """Autograd of the op for torch < 2.4 (no torch.library.register_autograd there)."""
+
+    @staticmethod
+    def forward(ctx, input, rois, offset, *params):
+        _setup_context(ctx, (input, rois, offset, *params), None)
+        return torch.ops.tsd_mmdet.deform_roi_align(input, rois, offset, *params)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return _backward(ctx, grad)
+
+
 if _EXTENSION_ERROR is None:
-
-    @torch.library.register_fake('tsd_mmdet::deform_roi_align')
-    def _deform_roi_align_fake(input, rois, offset, spatial_scale, pooled_height, pooled_width,
-                               sampling_ratio, gamma, aligned):
-        torch._check(input.dim() == 4, lambda: 'input must be a (N, C, H, W) tensor')
-        torch._check(rois.dim() == 2 and rois.size(1) == 5, lambda: 'rois must be (K, 5)')
-        return input.new_empty((rois.size(0), input.size(1), pooled_height, pooled_width))
-
-    @torch.library.register_fake('tsd_mmdet::_deform_roi_align_backward')
-    def _deform_roi_align_backward_fake(grad, input, rois, offset, spatial_scale, pooled_height,
-                                        pooled_width, sampling_ratio, gamma, aligned):
-        grad_offset = input.new_empty((0,)) if offset is None else offset.new_empty(offset.shape)
-        return input.new_empty(input.shape), grad_offset
-
-    def _setup_context(ctx, inputs, output):
-        input, rois, offset, *params = inputs
-        ctx.save_for_backward(input, rois, offset)
-        ctx.params = params
-
-    def _backward(ctx, grad):
-        input, rois, offset = ctx.saved_tensors
-        grad_input, grad_offset = torch.ops.tsd_mmdet._deform_roi_align_backward(
-            grad, input, rois, offset, *ctx.params)
-        if offset is None:
-            grad_offset = None
-        return grad_input, None, grad_offset, None, None, None, None, None, None
-
-    torch.library.register_autograd(
-        'tsd_mmdet::deform_roi_align', _backward, setup_context=_setup_context)
+    if _HAS_REGISTER_FAKE:
+        torch.library.register_fake('tsd_mmdet::deform_roi_align')(_deform_roi_align_fake)
+        torch.library.register_fake('tsd_mmdet::_deform_roi_align_backward')(
+            _deform_roi_align_backward_fake)
+        torch.library.register_autograd(
+            'tsd_mmdet::deform_roi_align', _backward, setup_context=_setup_context)
+    else:
+        _META_LIBRARY = torch.library.Library('tsd_mmdet', 'IMPL')  # kept alive with the module
+        _META_LIBRARY.impl('deform_roi_align', _deform_roi_align_fake, 'Meta')
+        _META_LIBRARY.impl('_deform_roi_align_backward', _deform_roi_align_backward_fake, 'Meta')
 
 
 def deform_roi_align(input: Tensor, rois: Tensor, offset: Tensor | None = None, output_size=7,
@@ -127,8 +157,10 @@ def deform_roi_align(input: Tensor, rois: Tensor, offset: Tensor | None = None, 
         _warn_fallback('build' if not _USE_EXTENSION else 'cuda')
         return deform_roi_align_reference(input, rois, offset, (oh, ow), spatial_scale,
                                           sampling_ratio, gamma, aligned)
-    return torch.ops.tsd_mmdet.deform_roi_align(input, rois, offset, float(spatial_scale), oh, ow,
-                                                int(sampling_ratio), float(gamma), aligned)
+    op = torch.ops.tsd_mmdet.deform_roi_align if _HAS_REGISTER_FAKE else \
+        _DeformRoIAlignFunction.apply
+    return op(input, rois, offset, float(spatial_scale), oh, ow, int(sampling_ratio), float(gamma),
+              aligned)
 
 
 class DeformRoIAlign(nn.Module):

@@ -5,10 +5,17 @@ refuses the message-hub and optimizer state that mmengine pickles; mmengine 0.10
 ``torch.load`` without the argument in every checkpoint loader (local, http, torchvision://, ...).
 We give only those mmengine modules a ``torch`` whose ``load`` defaults to ``weights_only=False``;
 every other ``torch.load`` in the process keeps torch's safe default. Load checkpoints you trust.
+A checkpoint file that cannot be read (truncated, empty, not a checkpoint) raises
+:class:`~tsd_mmdet.utils.safe_resume.CheckpointError` naming the file, instead of torch's bare
+"PytorchStreamReader failed reading zip archive" (``load_from``, ``--resume``, tools/test.py).
 """
+import os
+import pickle
 import types
 
 import torch
+
+from .safe_resume import CheckpointError, first_sentence
 
 _PATCHED_MODULES = ('mmengine.runner.checkpoint', 'mmengine.utils.dl_utils.hub')
 
@@ -25,7 +32,16 @@ class _TorchWithTrustedLoad(types.ModuleType):
 
     @staticmethod
     def load(f, *args, weights_only: bool = False, **kwargs):
-        return torch.load(f, *args, weights_only=weights_only, **kwargs)
+        if not isinstance(f, (str, os.PathLike)):
+            return torch.load(f, *args, weights_only=weights_only, **kwargs)
+        try:
+            return torch.load(f, *args, weights_only=weights_only, **kwargs)
+        except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as e:
+            if isinstance(e, FileNotFoundError):
+                raise
+            raise CheckpointError(
+                f'cannot read checkpoint {os.fspath(f)}: {first_sentence(e)} (truncated, empty or '
+                'not a PyTorch checkpoint)') from e
 
 
 def patch_mmengine_checkpoint_loading() -> bool:

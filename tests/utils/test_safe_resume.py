@@ -1,0 +1,135 @@
+"""Atomic checkpoint saving and resume past an unreadable checkpoint (tsd_mmdet.utils.safe_resume).
+
+Unit level, on files written by mmengine's ``save_checkpoint`` as patched by ``import tsd_mmdet``;
+tests/tools/test_resume.py runs the same through tools/train.py and tools/test.py.
+"""
+import os
+import time
+
+import pytest
+import torch
+
+pytest.importorskip('mmdet')
+
+import tsd_mmdet  # noqa: E402,F401  (installs the patches)
+from tsd_mmdet.utils import (  # noqa: E402
+    CheckpointError,
+    resolve_resume_checkpoint,
+    safe_resume,  # noqa: E402
+)
+from tsd_mmdet.utils.safe_resume import unreadable_reason  # noqa: E402
+
+
+def _save(path, value=1.0):
+    from mmengine.runner.checkpoint import save_checkpoint
+    save_checkpoint(dict(state_dict={'w': torch.full((4, ), value)}, meta=dict(iter=1)), str(path))
+
+
+def _truncate(path, fraction=0.5):
+    size = os.path.getsize(path)
+    with open(path, 'r+b') as f:
+        f.truncate(int(size * fraction))
+
+
+def _work_dir(tmp_path, names):
+    """Checkpoints saved one after the other (increasing mtime); last_checkpoint names the last."""
+    for i, name in enumerate(names):
+        _save(tmp_path / name, float(i))
+        stamp = time.time() - 100 + i
+        os.utime(tmp_path / name, (stamp, stamp))
+    (tmp_path / 'last_checkpoint').write_text(str(tmp_path / names[-1]))
+    return str(tmp_path)
+
+
+def test_readable_checks():
+    assert unreadable_reason('/nonexistent/iter_1.pth') == 'no such file'
+
+
+def test_truncated_and_empty_files_are_unreadable(tmp_path):
+    _save(tmp_path / 'a.pth')
+    assert unreadable_reason(str(tmp_path / 'a.pth')) is None
+    _truncate(tmp_path / 'a.pth')
+    assert 'central directory' in unreadable_reason(str(tmp_path / 'a.pth'))
+    (tmp_path / 'b.pth').write_bytes(b'')
+    assert unreadable_reason(str(tmp_path / 'b.pth')) == 'empty file'
+
+
+def test_readable_latest_is_kept(tmp_path):
+    work_dir = _work_dir(tmp_path, ['iter_1.pth', 'iter_2.pth'])
+    from mmengine.runner.runner import find_latest_checkpoint  # what Runner.load_or_resume calls
+    assert find_latest_checkpoint(work_dir) == str(tmp_path / 'iter_2.pth')
+
+
+@pytest.mark.parametrize('damage', ['truncate', 'empty', 'missing'])
+def test_unreadable_latest_falls_back_to_newest_readable(tmp_path, damage, monkeypatch):
+    warnings = []
+    monkeypatch.setattr(safe_resume, '_warn', warnings.append)
+    work_dir = _work_dir(tmp_path, ['iter_1.pth', 'iter_2.pth', 'best_coco_bbox_mAP_iter_3.pth',
+                                    'iter_3.pth'])
+    bad = tmp_path / 'iter_3.pth'
+    if damage == 'truncate':
+        _truncate(bad)
+    elif damage == 'empty':
+        bad.write_bytes(b'')
+    else:
+        bad.unlink()
+    from mmengine.runner.runner import find_latest_checkpoint
+    # best_* is newer but holds no optimizer state: iter_2 is the newest to resume from.
+    assert find_latest_checkpoint(work_dir) == str(tmp_path / 'iter_2.pth')
+    assert len(warnings) == 1 and str(bad) in warnings[0] and 'iter_2.pth' in warnings[0]
+
+
+def test_no_readable_checkpoint_is_one_clear_error(tmp_path):
+    work_dir = _work_dir(tmp_path, ['iter_1.pth', 'iter_2.pth'])
+    _truncate(tmp_path / 'iter_1.pth')
+    _truncate(tmp_path / 'iter_2.pth', 0.1)
+    with pytest.raises(CheckpointError, match='cannot resume: .*iter_2.pth') as info:
+        resolve_resume_checkpoint(work_dir, str(tmp_path / 'iter_2.pth'))
+    assert '\n' not in str(info.value)
+
+
+def test_nothing_to_resume(tmp_path):
+    from mmengine.runner.runner import find_latest_checkpoint
+    assert find_latest_checkpoint(str(tmp_path)) is None
+
+
+def test_loading_an_unreadable_file_names_it(tmp_path):
+    from mmengine.runner.checkpoint import _load_checkpoint
+    _save(tmp_path / 'ckpt.pth')
+    _truncate(tmp_path / 'ckpt.pth')
+    with pytest.raises(CheckpointError, match=f'cannot read checkpoint {tmp_path}/ckpt.pth'):
+        _load_checkpoint(str(tmp_path / 'ckpt.pth'), map_location='cpu')
+    with pytest.raises(FileNotFoundError):
+        _load_checkpoint(str(tmp_path / 'absent.pth'), map_location='cpu')
+
+
+def test_interrupted_save_keeps_the_previous_file(tmp_path, monkeypatch):
+    """An interrupt between writing and renaming leaves the old complete file and no temp file."""
+    path = tmp_path / 'iter_4.pth'
+    _save(path, 1.0)
+
+    def interrupted(src, dst):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, 'replace', interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        _save(path, 2.0)
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['iter_4.pth']
+    from mmengine.runner.checkpoint import _load_checkpoint
+    assert _load_checkpoint(str(path), map_location='cpu')['state_dict']['w'][0] == 1.0
+
+
+def test_interrupt_while_writing_leaves_no_file_under_the_final_name(tmp_path, monkeypatch):
+    path = tmp_path / 'iter_5.pth'
+    real_save = torch.save
+
+    def save_then_interrupt(obj, f, *args, **kwargs):
+        real_save(obj, f, *args, **kwargs)
+        f.truncate(10)  # half-written bytes on disk when the interrupt comes
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, 'save', save_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        _save(path)
+    assert list(tmp_path.iterdir()) == []
