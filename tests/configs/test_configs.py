@@ -22,6 +22,8 @@ TSD_CONFIGS = [p for p in CONFIGS if p.name.startswith('tsd-')]
 NO_TWIN = {  # TSD configs without a baseline twin, and why
     'tsd-faster-rcnn_r50_fpn_13e_coco.py': 'the paper schedule (13 epochs), no mmdet baseline',
     'tsd-star-faster-rcnn_r101-dcn_fpn_ms-3x_coco.py': 'Table 8 compares published numbers',
+    'tsd-faster-rcnn_r18_fpn_shapes_ft-baseline.py': 'fine-tunes the converted baseline: its '
+    'baseline is its starting point, on another schedule',
 }
 IMAGE_SIZE = 96
 

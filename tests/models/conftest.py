@@ -1,7 +1,8 @@
 """Shared fixtures of tests/models: a tiny TSD Faster R-CNN made from the shipped 1x config.
 
 Same head wiring as configs/tsd (eq. 2-9), toy widths (ResNet-18 with 8 base channels, 16-channel
-FPN, 32-wide fcs, 4 classes) so that CPU tests take milliseconds.
+FPN, 32-wide fcs, 4 classes) so that CPU tests take milliseconds; ``shrink_model_cfg`` shrinks
+mmdet's baseline twins (and Mask / Cascade R-CNN configs) the same way.
 """
 import copy
 from collections.abc import Callable
@@ -42,8 +43,16 @@ def tsd_config() -> Config:
     return Config.fromfile(str(TSD_CONFIG))
 
 
+def _as_list(cfg) -> list:
+    """A per-stage config (list), a single one or None, as a list."""
+    if cfg is None:
+        return []
+    return cfg if isinstance(cfg, list) else [cfg]
+
+
 def shrink_model_cfg(model_cfg: ConfigDict, **roi_head_overrides) -> ConfigDict:
-    """Tiny copy of a TSD Faster R-CNN config.
+    """Tiny copy of a two-stage detector config: TSD or its mmdet baseline twin, Faster R-CNN,
+    Mask R-CNN or Cascade R-CNN (every stage shrunk alike).
 
     ``roi_head_overrides`` update its roi_head; a dict given for a dict entry (e.g. ``bbox_head``)
     updates that entry, anything else replaces it.
@@ -60,19 +69,26 @@ def shrink_model_cfg(model_cfg: ConfigDict, **roi_head_overrides) -> ConfigDict:
     model_cfg.neck.update(in_channels=[8, 16, 32, 64], out_channels=CHANNELS)
     model_cfg.rpn_head.update(in_channels=CHANNELS, feat_channels=CHANNELS)
     roi_head = model_cfg.roi_head
-    roi_head.bbox_roi_extractor.out_channels = CHANNELS
-    roi_head.bbox_head.update(
-        in_channels=CHANNELS, fc_out_channels=32, offset_fc_channels=16, num_classes=NUM_CLASSES)
-    if roi_head.get('sibling_head') is not None:
-        roi_head.sibling_head.update(
-            in_channels=CHANNELS, fc_out_channels=32, num_classes=NUM_CLASSES)
+    for extractor in _as_list(roi_head.bbox_roi_extractor):
+        extractor.out_channels = CHANNELS
+    for head in _as_list(roi_head.bbox_head):
+        head.update(in_channels=CHANNELS, fc_out_channels=32, num_classes=NUM_CLASSES)
+        if head.type == 'TSDBBoxHead':
+            head.offset_fc_channels = 16
+    for head in _as_list(roi_head.get('sibling_head')):
+        head.update(in_channels=CHANNELS, fc_out_channels=32, num_classes=NUM_CLASSES)
+    if roi_head.get('mask_head') is not None:
+        roi_head.mask_roi_extractor.out_channels = CHANNELS
+        roi_head.mask_head.update(
+            in_channels=CHANNELS, conv_out_channels=CHANNELS, num_classes=NUM_CLASSES)
     for key, value in roi_head_overrides.items():
         if isinstance(value, dict) and isinstance(roi_head.get(key), dict):
             roi_head[key].update(value)
         else:
             roi_head[key] = value
     model_cfg.train_cfg.rpn_proposal.update(nms_pre=200, max_per_img=50)
-    model_cfg.train_cfg.rcnn.sampler.num = 64
+    for rcnn in _as_list(model_cfg.train_cfg.rcnn):
+        rcnn.sampler.num = 64
     model_cfg.test_cfg.rpn.update(nms_pre=200, max_per_img=50)
     return model_cfg
 
