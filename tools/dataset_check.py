@@ -3,16 +3,21 @@
 - ``apply_data_overrides``: ``--cfg-options data_root=... metainfo.classes=[...]`` changes the
   config's top-level variables, which the dataloaders copied when the file was read; this carries
   the new values into every dataset, evaluator ``ann_file`` and ``num_classes``.
-- ``ensure_default_dataset``: generates data/shapes (tools/data/generate_shapes.py) when a dataset
-  points at it and it is missing or stale.
+- ``ensure_default_dataset``: generates data/shapes, and its OpenImages copy data/shapes_openimages
+  (tools/data/generate_shapes.py), when a dataset points at one and it is missing or stale.
 - ``check_datasets``: before the runner is built, fails with a message that names the path and
   the key to change when an annotation file or image folder is missing, the json is not COCO, it
-  holds no image or annotation, or a configured class is not among its categories.
+  holds no image or annotation, or a configured class is not among its categories; for
+  OpenImages (V6 CSV) data, when a class, hierarchy, image-metas or image-level file is missing, a
+  box names a label the class file lacks or lies outside [0, 1], the image metas do not list the
+  box file's images, or the RoI head's num_classes is not the class file's number of classes.
 """
+import csv
 import importlib.util
 import json
 import os
 import os.path as osp
+import pickle
 from collections.abc import Iterator
 
 from mmengine.config import Config, ConfigDict
@@ -132,13 +137,16 @@ def _resolve(ds: ConfigDict) -> tuple[str | None, str | None]:
 
 
 def ensure_default_dataset(cfg: Config, splits=SPLITS) -> None:
-    """Generate data/shapes when a dataset in the config points there and it is missing or stale."""
+    """Generate data/shapes (and data/shapes_openimages, its OpenImages copy) when a dataset in the
+    config points there and it is missing or stale."""
     generator = _load_generator()
-    default = osp.normpath(generator.DEFAULT_ROOT)
-    if any(osp.normpath(ds.get('data_root') or '') == default
-           for _, ds in iter_datasets(cfg, splits)):
-        if generator.ensure_dataset(default):
-            print_log(f'generated the shapes dataset under {default}', logger='current')
+    coco = osp.normpath(generator.DEFAULT_ROOT)
+    openimages = osp.normpath(generator.DEFAULT_OPENIMAGES_ROOT)
+    roots = {osp.normpath(ds.get('data_root') or '') for _, ds in iter_datasets(cfg, splits)}
+    if roots & {coco, openimages} and generator.ensure_dataset(coco):
+        print_log(f'generated the shapes dataset under {coco}', logger='current')
+    if openimages in roots and generator.ensure_openimages(openimages, coco):
+        print_log(f'generated its OpenImages copy under {openimages}', logger='current')
 
 
 def _load_coco(path: str, key: str, cache: dict) -> dict:
@@ -189,11 +197,200 @@ def _check_metric_matches_dataset(key: str, ann: str, coco: dict, dataset_ann: s
             f'list different images: set --cfg-options {key}.ann_file={dataset_ann}')
 
 
+OPENIMAGES_FIELDS = ('label_file', 'hierarchy_file', 'meta_file', 'image_level_ann_file')
+_BOX_COLUMNS = 13  # ImageID,Source,LabelName,Confidence,XMin,XMax,YMin,YMax,IsOccluded,...
+
+
+def _openimages_files(key: str, ds: ConfigDict) -> dict[str, str]:
+    """The OpenImages side files of a dataset (``label_file`` ...), joined with ``data_root`` as
+    OpenImagesDataset joins them; raise when a required one is unset or one is missing."""
+    paths = {}
+    for field in OPENIMAGES_FIELDS:
+        value = ds.get(field)
+        if not value:
+            if field == 'image_level_ann_file':  # optional: evaluation uses it when given
+                continue
+            raise DatasetCheckError(f'{key} has no {field}; set --cfg-options {key}.{field}=...')
+        path = value if osp.isabs(value) or '://' in value else \
+            osp.join(ds.get('data_root') or '', value)
+        if '://' not in path and not osp.isfile(path):
+            raise DatasetCheckError(
+                f'OpenImages {field} {path} not found ({key}: data_root={ds.get("data_root")!r}, '
+                f'{field}={value!r}); point the config at your data with --cfg-options '
+                f'{key}.data_root=... (or {key}.{field}=...)')
+        paths[field] = path
+    return paths
+
+
+def _csv_rows(path: str, what: str, key: str) -> Iterator[tuple[int, list[str]]]:
+    """(line number, row) of a CSV file, streamed (OpenImages box files are large)."""
+    try:
+        with open(path, newline='') as f:
+            yield from enumerate(csv.reader(f), start=1)
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise DatasetCheckError(f'{what} {path} cannot be read as CSV ({e}); fix it or point '
+                                f'--cfg-options {key}=... at another file') from e
+
+
+def _check_hierarchy(path: str, label_ids: set, label_file: str, key: str) -> None:
+    hint = f'fix it or point --cfg-options {key}.hierarchy_file=... at another file'
+    try:
+        with open(path) as f:
+            tree = json.load(f)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DatasetCheckError(f'hierarchy file {path} is not valid JSON ({e}); {hint}') from e
+    nodes = [tree] if isinstance(tree, dict) else []
+    if not nodes:
+        raise DatasetCheckError(f'hierarchy file {path} is not a {{"LabelName", "Subcategory"}} '
+                                f'tree; {hint}')
+    while nodes:  # the root is no class; every node below it must be one
+        for child in nodes.pop().get('Subcategory', []):
+            if 'LabelName' in child and child['LabelName'] not in label_ids:
+                raise DatasetCheckError(
+                    f"hierarchy file {path} names the label '{child['LabelName']}', which the "
+                    f'class file {label_file} lacks; {hint}')
+            nodes.append(child)
+
+
+def _check_boxes(ann: str, label_ids: set, label_file: str, key: str) -> list[str]:
+    """Check an OpenImages V6 box file row by row; return its image IDs in file order."""
+    images, seen = [], set()
+    hint = f'fix the file or point --cfg-options {key}.ann_file=... at another one'
+    for line, row in _csv_rows(ann, 'box file', f'{key}.ann_file'):
+        if line == 1:
+            continue  # the header, which OpenImagesDataset skips
+        where = f'line {line} of {ann}'
+        if len(row) < _BOX_COLUMNS:
+            raise DatasetCheckError(
+                f'{where} has {len(row)} columns; an OpenImages V6 box file has '
+                f'{_BOX_COLUMNS}: ImageID,Source,LabelName,Confidence,XMin,XMax,YMin,YMax,'
+                f'IsOccluded,IsTruncated,IsGroupOf,IsDepiction,IsInside; {hint}')
+        if row[2] not in label_ids:
+            raise DatasetCheckError(f"{where}: label '{row[2]}' is not in the class file "
+                                    f'{label_file} (--cfg-options {key}.label_file=...)')
+        try:
+            x0, x1, y0, y1 = (float(v) for v in row[4:8])
+        except ValueError as e:
+            raise DatasetCheckError(f'{where}: a box coordinate is not a number ({e}); {hint}') \
+                from e
+        if not all(v.lstrip('-').isdigit() for v in row[8:13]):
+            raise DatasetCheckError(f'{where}: IsOccluded..IsInside must be integers, got '
+                                    f'{",".join(row[8:13])}; {hint}')
+        if not (0 <= x0 <= x1 <= 1 and 0 <= y0 <= y1 <= 1):
+            raise DatasetCheckError(
+                f'{where}: box XMin,XMax,YMin,YMax = {x0:g},{x1:g},{y0:g},{y1:g} is not inside '
+                f'[0, 1] with min <= max (OpenImages boxes are fractions of the image size); '
+                f'{hint}')
+        if not images or images[-1] != row[0]:
+            if row[0] in seen:
+                raise DatasetCheckError(
+                    f'{where}: the boxes of image {row[0]} are not on consecutive lines, which '
+                    f'OpenImagesDataset needs; sort the file by ImageID')
+            images.append(row[0])
+            seen.add(row[0])
+    if not images:
+        raise DatasetCheckError(f'empty box file {ann}: no box below the header; {hint}')
+    return images
+
+
+def _check_metas(path: str, images: list[str], ann: str, key: str) -> None:
+    hint = (f"regenerate it with mmdet's tools/misc/get_image_metas.py or point --cfg-options "
+            f'{key}.meta_file=... at another file')
+    try:
+        with open(path, 'rb') as f:
+            metas = pickle.load(f)
+    except Exception as e:  # unpickling fails in many ways; each means the same here
+        raise DatasetCheckError(f'image metas file {path} cannot be unpickled ({e}); {hint}') \
+            from e
+    if not isinstance(metas, list) or not all(
+            isinstance(m, dict) and 'filename' in m and 'ori_shape' in m for m in metas):
+        raise DatasetCheckError(f'image metas file {path} is not a list of dicts with "filename" '
+                                f'and "ori_shape"; {hint}')
+    if len(metas) != len(images):
+        raise DatasetCheckError(f'image metas file {path} lists {len(metas)} images, the box '
+                                f'file {ann} {len(images)}; {hint}')
+    for i, (meta, image) in enumerate(zip(metas, images)):
+        if osp.basename(str(meta['filename'])) != f'{image}.jpg':
+            raise DatasetCheckError(
+                f'image metas file {path}: entry {i} is {meta["filename"]} but image {i} of the '
+                f'box file {ann} is {image}; {hint}')
+
+
+def _num_classes_keys(node, path: str) -> Iterator[tuple[str, int]]:
+    """(dotted key, value) of every ``num_classes`` under ``node`` (a model config)."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k == 'num_classes':
+                yield f'{path}.{k}', v
+            else:
+                yield from _num_classes_keys(v, f'{path}.{k}')
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _num_classes_keys(v, f'{path}.{i}')
+
+
+def _check_openimages(key: str, ds: ConfigDict, ann: str, img_dir: str, cache: dict,
+                      roi_head: ConfigDict | None) -> None:
+    """Raise DatasetCheckError for OpenImages data that OpenImagesDataset would reject with a bare
+    assert or KeyError, or read wrongly, and for RoI heads sized for another number of classes:
+    see the module docstring."""
+    paths = _openimages_files(key, ds)
+    if ds.get('type') != 'OpenImagesDataset' or not ann.endswith('.csv') or any(
+            '://' in p for p in paths.values()):
+        return  # other layouts (the challenge's txt files): the files exist, the dataset parses
+    label_file = paths['label_file']
+    names, label_ids = [], set()
+    for line, row in _csv_rows(label_file, 'class file', f'{key}.label_file'):
+        if len(row) < 2:
+            raise DatasetCheckError(f'line {line} of the class file {label_file} is not '
+                                    f'"LabelName,DisplayName"; fix the file or point '
+                                    f'--cfg-options {key}.label_file=... at another one')
+        names.append(row[1])
+        label_ids.add(row[0])
+    if not names:
+        raise DatasetCheckError(f'empty class file {label_file}; point --cfg-options '
+                                f'{key}.label_file=... at another file')
+    classes = (ds.get('metainfo') or {}).get('classes')
+    if classes is not None and list(classes) != names:
+        raise DatasetCheckError(
+            f"{key}.metainfo.classes is {', '.join(map(str, classes))}, but OpenImagesDataset "
+            f"takes its classes from the class file {label_file}: {', '.join(names)}; drop the "
+            f'override or list those classes, in that order')
+    wrong = [f'{k}={len(names)}' for k, v in _num_classes_keys(roi_head or {}, 'model.roi_head')
+             if v != len(names)]
+    if wrong:
+        raise DatasetCheckError(
+            f'the class file {label_file} has {len(names)} classes, but the RoI head is sized '
+            f'for another number: set --cfg-options {" ".join(wrong)}')
+    if ('openimages', ann, label_file) in cache:
+        return
+    _check_hierarchy(paths['hierarchy_file'], label_ids, label_file, key)
+    images = _check_boxes(ann, label_ids, label_file, key)
+    _check_metas(paths['meta_file'], images, ann, key)
+    if 'image_level_ann_file' in paths:
+        path = paths['image_level_ann_file']
+        for line, row in _csv_rows(path, 'image-level label file',
+                                   f'{key}.image_level_ann_file'):
+            if line > 1 and (len(row) < 4 or row[2] not in label_ids):
+                raise DatasetCheckError(
+                    f'line {line} of the image-level label file {path}: expected '
+                    f"ImageID,Source,LabelName,Confidence with a label of the class file "
+                    f'{label_file}, got {",".join(row)}')
+    first = osp.join(img_dir, f'{images[0]}.jpg')
+    if not osp.isfile(first):
+        raise DatasetCheckError(
+            f'image {first} (the first one in {ann}) not found; the image folder is {img_dir}: '
+            f'set --cfg-options {key}.data_prefix.img=... to the folder that holds the images')
+    cache[('openimages', ann, label_file)] = images
+
+
 def check_datasets(cfg: Config, splits=SPLITS) -> None:
     """Raise DatasetCheckError, naming the path and the key to override, for a dataset or metric
     of ``splits`` (e.g. ``('train', 'val')``) that cannot be read.
 
-    COCO json files (``.json``) are parsed and checked; other formats are only checked to exist.
+    COCO json files (``.json``) and OpenImages V6 files (an ``OpenImagesDataset`` with a ``.csv``
+    ann_file: boxes, classes, hierarchy, image metas, image-level labels) are parsed and checked;
+    other formats are only checked to exist.
     Remote paths (``s3://`` and the like) are left to the dataset.
     """
     cache: dict = {}
@@ -233,6 +430,8 @@ def check_datasets(cfg: Config, splits=SPLITS) -> None:
                     raise DatasetCheckError(
                         f"unknown class '{name}' in {key}.metainfo.classes; the annotation file "
                         f"{ann} has: {', '.join(map(str, names))}")
+        elif ds.get('label_file') is not None:
+            _check_openimages(key, ds, ann, img_dir, cache, cfg.get('model', {}).get('roi_head'))
         checked.append(ann)
     for key, metric in _evaluators(cfg, splits):
         ann = metric.get('ann_file')

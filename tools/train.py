@@ -4,8 +4,10 @@ Same interface as mmdet 3.x's tools/train.py. On top of it:
 - ``import tsd_mmdet`` registers TSD's modules, so configs need no ``custom_imports``;
 - ``--cfg-options data_root=... metainfo.classes="[a,b]"`` reach every dataloader and metric
   (tools/dataset_check.py);
-- a config whose data lives in data/shapes generates that dataset when it is missing;
-- the datasets are checked (paths, COCO json, classes) before the runner is built;
+- a config whose data lives in data/shapes (or its OpenImages copy, data/shapes_openimages)
+  generates that dataset when it is missing;
+- the datasets are checked (paths, COCO json or OpenImages CSVs, classes) before the runner is
+  built;
 - without CUDA, distributed runs use gloo and SyncBN becomes BN (tools/cpu_dist.py).
 """
 import argparse

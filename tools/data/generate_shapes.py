@@ -1,14 +1,16 @@
-"""Generate "shapes": a small, deterministic COCO-format detection dataset for CPU experiments.
+"""Generate "shapes": a small, deterministic detection dataset for CPU experiments, in COCO format
+(boxes and instance masks) and, converted from it, in OpenImages V6 format.
 
 Six classes told apart by shape *and* texture (colours are random per object, so colour alone
 says nothing): disc/stripes, triangle/dots, square/checker, star/noise, ring/concentric and
 cross/grid. Objects span 20 to 250 px and aspect ratios 1:3 to 3:1, overlap (later objects are
 drawn over earlier ones), and sit on cluttered backgrounds (a colour field, noise, lines and
 blobs, some of them wearing the objects' textures). Each box is tight around the object's
-*visible* pixels, taken from the final per-object ownership map; objects less than
-``min_visible`` visible get no box (their pixels stay, as clutter). Tight boxes around partly
-hidden, textured objects make precise localisation matter: AP75 sits far below AP50 for a plain
-Faster R-CNN (0.32 against 0.57 after the 800 iterations of configs/shapes/).
+*visible* pixels, taken from the final per-object ownership map, and its instance mask (COCO RLE)
+is exactly those pixels; objects less than ``min_visible`` visible get no box (their pixels stay,
+as clutter). Tight boxes around partly hidden, textured objects make precise localisation matter:
+AP75 sits far below AP50 for a plain Faster R-CNN (0.32 against 0.57 after the 800 iterations of
+configs/shapes/).
 
 Layout under ``root`` (default ``data/shapes``)::
 
@@ -18,23 +20,51 @@ Layout under ``root`` (default ``data/shapes``)::
 
 Every run with the same parameters writes the same bytes (each image has its own seeded
 generator, ``numpy.random.default_rng([split_seed, index])``). ``ensure_dataset`` generates only
-when the manifest is missing or records another version or other parameters.
+when the manifest is missing or records another version or other parameters. Files are replaced
+one by one (written aside, then renamed), so a job reading the dataset while it is regenerated
+never sees a half-written file. Version 3 added the masks (version 2 wrote the box as the
+segmentation); its images and boxes are version 2's, byte for byte.
 
-    python tools/data/generate_shapes.py --root data/shapes --num-train 600 --num-val 100
+The OpenImages copy (``generate_openimages``, default root ``data/shapes_openimages``) has the
+layout and file names of mmdet's configs/_base_/datasets/openimages_detection.py::
+
+    OpenImages/train/000001.jpg ...          OpenImages/validation/000001.jpg ...
+    annotations/oidv6-train-annotations-bbox.csv    annotations/validation-annotations-bbox.csv
+    annotations/class-descriptions-boxable.csv      annotations/bbox_labels_600_hierarchy.json
+    annotations/train-image-metas.pkl               annotations/validation-image-metas.pkl
+    annotations/validation-annotations-human-imagelabels-boxable.csv
+    manifest.json                   its parameters and the COCO dataset's version and parameters
+
+Same images and boxes (images without a box are left out, as OpenImagesDataset needs), eight
+classes: the six and two parents over them (round: disc, ring; angular: triangle, square, star,
+cross), so that OpenImagesMetric expands the hierarchy. In a ``group_of`` fraction of the (image,
+class) pairs with two or more objects, one group-of box around them all replaces their boxes.
+Validation images carry image-level labels: the classes present (confidence 1) and a
+``negative_labels`` fraction of the absent ones, verified absent (confidence 0). These draws come
+from a generator of their own, ``default_rng([split_seed, index, 1])``: the COCO data does not
+depend on them.
+
+    python tools/data/generate_shapes.py --root data/shapes --num-train 600 --num-val 100 \
+        --openimages-root data/shapes_openimages
 """
 import argparse
+import csv
 import fcntl
+import io
 import json
 import os
 import os.path as osp
+import pickle
 import shutil
 import time
 
 import numpy as np
 from PIL import Image, ImageDraw
+from pycocotools import mask as mask_utils
 
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 DEFAULT_ROOT = 'data/shapes'
+DEFAULT_OPENIMAGES_ROOT = 'data/shapes_openimages'
 CLASSES = ('disc', 'triangle', 'square', 'star', 'ring', 'cross')
 TEXTURES = ('stripes', 'dots', 'checker', 'noise', 'concentric', 'grid')
 DEFAULT_PARAMS = dict(
@@ -53,6 +83,23 @@ DEFAULT_PARAMS = dict(
     max_lines=8,
     textured_blobs=0.1,
 )
+OPENIMAGES_PARAMS = dict(group_of=0.3, negative_labels=0.5)
+PARENT_CLASSES = dict(round=('disc', 'ring'), angular=('triangle', 'square', 'star', 'cross'))
+# OpenImages files, named as in mmdet's configs/_base_/datasets/openimages_detection.py
+OPENIMAGES_SPLITS = dict(train='train', val='validation')
+OPENIMAGES_FILES = dict(
+    label_file='annotations/class-descriptions-boxable.csv',
+    hierarchy_file='annotations/bbox_labels_600_hierarchy.json',
+    train_ann_file='annotations/oidv6-train-annotations-bbox.csv',
+    val_ann_file='annotations/validation-annotations-bbox.csv',
+    train_meta_file='annotations/train-image-metas.pkl',
+    val_meta_file='annotations/validation-image-metas.pkl',
+    val_image_level_ann_file='annotations/validation-annotations-human-imagelabels-boxable.csv',
+)
+OPENIMAGES_BOX_HEADER = ('ImageID', 'Source', 'LabelName', 'Confidence', 'XMin', 'XMax', 'YMin',
+                         'YMax', 'IsOccluded', 'IsTruncated', 'IsGroupOf', 'IsDepiction',
+                         'IsInside')
+_OPENIMAGES_STREAM = 1  # third seed word: the OpenImages draws never reuse the images' stream
 _MAX_ROTATION = np.pi / 9
 _JPEG_QUALITY = 92
 
@@ -226,6 +273,32 @@ def render_image(rng: np.random.Generator,
     return image, objects, kept
 
 
+def _write(path: str, data: bytes) -> None:
+    """Write ``data`` beside ``path``, then rename it over ``path``: a reader sees the old file or
+    the new one, never part of one."""
+    tmp = osp.join(osp.dirname(path), f'.{osp.basename(path)}.tmp')
+    with open(tmp, 'wb') as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
+def _remove_others(folder: str, keep: set[str]) -> None:
+    """Delete the files in ``folder`` that this run did not write (a previous, larger dataset's)."""
+    for name in os.listdir(folder):
+        path = osp.join(folder, name)
+        if name not in keep:
+            if osp.isdir(path) and not osp.islink(path):
+                shutil.rmtree(path)
+            else:
+                os.remove(path)
+
+
+def mask_to_rle(mask: np.ndarray) -> dict:
+    """COCO compressed RLE (``size`` [h, w], ``counts`` str) of a boolean (h, w) mask."""
+    rle = mask_utils.encode(np.asfortranarray(mask, dtype=np.uint8))
+    return dict(size=[int(s) for s in rle['size']], counts=rle['counts'].decode('ascii'))
+
+
 def generate_split(root: str, split: str, num_images: int, split_seed: int, params: dict) -> dict:
     """Write ``root/<split>/*.jpg`` and ``root/annotations/instances_<split>.json``; return
     the COCO dict."""
@@ -234,26 +307,25 @@ def generate_split(root: str, split: str, num_images: int, split_seed: int, para
     images, annotations = [], []
     for idx in range(num_images):
         rng = np.random.default_rng([split_seed, idx])
-        image, objects, _ = render_image(rng, params)
+        image, objects, owner = render_image(rng, params)
         file_name = f'{idx + 1:06d}.jpg'
-        Image.fromarray(image).save(osp.join(root, split, file_name), quality=_JPEG_QUALITY,
-                                    subsampling=0)
+        buffer = io.BytesIO()
+        Image.fromarray(image).save(buffer, format='JPEG', quality=_JPEG_QUALITY, subsampling=0)
+        _write(osp.join(root, split, file_name), buffer.getvalue())
         images.append(dict(id=idx + 1, file_name=file_name, width=image.shape[1],
                            height=image.shape[0]))
-        for obj in objects:
-            x, y, bw, bh = obj['bbox']
+        for k, obj in enumerate(objects):
             annotations.append(dict(
                 id=len(annotations) + 1, image_id=idx + 1, category_id=obj['label'] + 1,
                 bbox=obj['bbox'], area=obj['area'], iscrowd=0,
-                segmentation=[[x, y, x + bw, y, x + bw, y + bh, x, y + bh]],
-                visibility=obj['visibility']))
+                segmentation=mask_to_rle(owner == k), visibility=obj['visibility']))
+    _remove_others(osp.join(root, split), {im['file_name'] for im in images})
     coco = dict(
         info=dict(description=f'shapes {split}', version=GENERATOR_VERSION),
         images=images, annotations=annotations,
         categories=[dict(id=i + 1, name=name, supercategory='shape')
                     for i, name in enumerate(CLASSES)])
-    with open(osp.join(root, 'annotations', f'instances_{split}.json'), 'w') as f:
-        json.dump(coco, f)
+    _write(osp.join(root, 'annotations', f'instances_{split}.json'), json.dumps(coco).encode())
     return coco
 
 
@@ -277,6 +349,16 @@ def dataset_stats(coco: dict) -> dict:
     )
 
 
+def _start(root: str) -> str:
+    """Create ``root`` and remove its manifest, so that an interrupted run counts as stale; return
+    the manifest's path."""
+    os.makedirs(root, exist_ok=True)
+    manifest_path = osp.join(root, 'manifest.json')
+    if osp.exists(manifest_path):
+        os.remove(manifest_path)
+    return manifest_path
+
+
 def generate_dataset(root: str = DEFAULT_ROOT, **overrides) -> dict:
     """Generate both splits under ``root`` (replacing old ones) and write the manifest.
 
@@ -287,30 +369,46 @@ def generate_dataset(root: str = DEFAULT_ROOT, **overrides) -> dict:
     if unknown:
         raise TypeError(f'unknown parameter(s) {sorted(unknown)}; known: {sorted(DEFAULT_PARAMS)}')
     params = {**DEFAULT_PARAMS, **overrides}
-    manifest_path = osp.join(root, 'manifest.json')
-    if osp.exists(manifest_path):
-        os.remove(manifest_path)
-    for sub in ('train', 'val', 'annotations'):
-        shutil.rmtree(osp.join(root, sub), ignore_errors=True)
+    manifest_path = _start(root)
     stats = {}
     for split, num, split_seed in (('train', params['num_train'], params['seed']),
                                    ('val', params['num_val'], params['seed'] + 1)):
         stats[split] = dataset_stats(generate_split(root, split, num, split_seed, params))
+    _remove_others(osp.join(root, 'annotations'),
+                   {f'instances_{split}.json' for split in ('train', 'val')})
     manifest = dict(version=GENERATOR_VERSION, params=params, stats=stats)
     with open(manifest_path, 'w') as f:
         json.dump(manifest, f, indent=2)
     return manifest
 
 
-def _is_current(root: str, params: dict) -> bool:
+def _read_manifest(root: str) -> dict | None:
     try:
         with open(osp.join(root, 'manifest.json')) as f:
-            manifest = json.load(f)
+            return json.load(f)
     except (OSError, ValueError):
-        return False
+        return None
+
+
+def _is_current(root: str, params: dict) -> bool:
+    manifest = _read_manifest(root) or {}
     return (manifest.get('version') == GENERATOR_VERSION and manifest.get('params') == params
             and all(osp.isfile(osp.join(root, 'annotations', f'instances_{s}.json'))
                     for s in ('train', 'val')))
+
+
+def _ensure(root: str, is_current, generate) -> bool:
+    """Run ``generate()`` unless ``is_current()``, under a file lock in ``root`` (several processes
+    may call at once); True when it generated."""
+    if is_current():
+        return False
+    os.makedirs(root, exist_ok=True)
+    with open(osp.join(root, '.generate.lock'), 'w') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if is_current():
+            return False
+        generate()
+        return True
 
 
 def ensure_dataset(root: str = DEFAULT_ROOT, **overrides) -> bool:
@@ -320,42 +418,213 @@ def ensure_dataset(root: str = DEFAULT_ROOT, **overrides) -> bool:
     it generated, False when the data was already current.
     """
     params = {**DEFAULT_PARAMS, **overrides}
-    if _is_current(root, params):
-        return False
-    os.makedirs(root, exist_ok=True)
-    with open(osp.join(root, '.generate.lock'), 'w') as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if _is_current(root, params):
-            return False
-        generate_dataset(root, **overrides)
-        return True
+    return _ensure(root, lambda: _is_current(root, params),
+                   lambda: generate_dataset(root, **overrides))
+
+
+def openimages_classes() -> tuple[str, ...]:
+    """The OpenImages copy's classes in label order: the six shapes, then their parents."""
+    return CLASSES + tuple(PARENT_CLASSES)
+
+
+def openimages_label_id(name: str) -> str:
+    """The label ID (OpenImages' MID column) of a class name."""
+    return f'/shapes/{name}'
+
+
+def _csv_bytes(rows: list) -> bytes:
+    out = io.StringIO()
+    csv.writer(out, lineterminator='\n').writerows(rows)
+    return out.getvalue().encode()
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    """Hard-link ``src`` to ``dst`` (a copy where links are not possible), replacing ``dst``."""
+    tmp = osp.join(osp.dirname(dst), f'.{osp.basename(dst)}.tmp')
+    if osp.lexists(tmp):
+        os.remove(tmp)
+    try:
+        os.link(src, tmp)
+    except OSError:
+        shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
+
+
+def _openimages_image(image: dict, anns: list[dict], rng: np.random.Generator, params: dict,
+                      with_image_labels: bool) -> tuple[list[list], list[list]]:
+    """The box rows (OPENIMAGES_BOX_HEADER) and image-level label rows of one image.
+
+    Boxes are normalised to [0, 1]. IsOccluded: less than 99 % visible (any object of a group);
+    IsTruncated: the box touches the image's edge.
+    """
+    image_id = osp.splitext(image['file_name'])[0]
+    w, h = image['width'], image['height']
+    by_label: dict[int, list[dict]] = {}
+    for ann in anns:
+        by_label.setdefault(ann['category_id'] - 1, []).append(ann)
+    rows = []
+    for label in sorted(by_label):
+        group = by_label[label]
+        boxes = [[a['bbox'][0], a['bbox'][1], a['bbox'][0] + a['bbox'][2],
+                  a['bbox'][1] + a['bbox'][3]] for a in group]
+        occluded = [a['visibility'] < 0.99 for a in group]
+        group_of = len(group) >= 2 and rng.random() < params['group_of']
+        if group_of:
+            xy = np.array(boxes)
+            boxes = [[*xy[:, :2].min(0).tolist(), *xy[:, 2:].max(0).tolist()]]
+            occluded = [any(occluded)]
+        for (x0, y0, x1, y1), occ in zip(boxes, occluded):
+            truncated = x0 == 0 or y0 == 0 or x1 == w or y1 == h
+            rows.append([image_id, 'xclick', openimages_label_id(CLASSES[label]), 1,
+                         x0 / w, x1 / w, y0 / h, y1 / h, int(occ), int(truncated), int(group_of),
+                         0, 0])
+    labels = []
+    if with_image_labels:
+        present = {CLASSES[label] for label in by_label}
+        present |= {parent for parent, children in PARENT_CLASSES.items()
+                    if present & set(children)}
+        for name in openimages_classes():
+            if name in present:
+                labels.append([image_id, 'verification', openimages_label_id(name), 1])
+            elif rng.random() < params['negative_labels']:
+                labels.append([image_id, 'verification', openimages_label_id(name), 0])
+    return rows, labels
+
+
+def generate_openimages(root: str = DEFAULT_OPENIMAGES_ROOT, coco_root: str = DEFAULT_ROOT,
+                        **overrides) -> dict:
+    """Write the OpenImages V6 copy of the COCO dataset under ``coco_root`` (generated already)
+    to ``root``, replacing an old one, and its manifest.
+
+    Keyword arguments override OPENIMAGES_PARAMS. Returns the manifest: version, parameters, the
+    COCO dataset's version and parameters (``source``) and per-split statistics.
+    """
+    unknown = set(overrides) - set(OPENIMAGES_PARAMS)
+    if unknown:
+        raise TypeError(
+            f'unknown parameter(s) {sorted(unknown)}; known: {sorted(OPENIMAGES_PARAMS)}')
+    params = {**OPENIMAGES_PARAMS, **overrides}
+    source = _read_manifest(coco_root)
+    if source is None:
+        raise FileNotFoundError(f'{coco_root}/manifest.json not found: generate the COCO dataset '
+                                f'first (ensure_dataset)')
+    manifest_path = _start(root)
+    ann_dir = osp.join(root, 'annotations')
+    os.makedirs(ann_dir, exist_ok=True)
+    names = openimages_classes()
+    _write(osp.join(root, OPENIMAGES_FILES['label_file']),
+           _csv_bytes([[openimages_label_id(n), n] for n in names]))
+    hierarchy = {'LabelName': '/m/0bl9f',  # OpenImages' root, "Entity"; not a class
+                 'Subcategory': [
+                     {'LabelName': openimages_label_id(parent),
+                      'Subcategory': [{'LabelName': openimages_label_id(c)} for c in children]}
+                     for parent, children in PARENT_CLASSES.items()]}
+    _write(osp.join(root, OPENIMAGES_FILES['hierarchy_file']), json.dumps(hierarchy).encode())
+    written = {osp.basename(OPENIMAGES_FILES[k]) for k in ('label_file', 'hierarchy_file')}
+    stats = {}
+    for split, split_seed in (('train', source['params']['seed']),
+                              ('val', source['params']['seed'] + 1)):
+        with open(osp.join(coco_root, 'annotations', f'instances_{split}.json')) as f:
+            coco = json.load(f)
+        anns_of: dict[int, list[dict]] = {}
+        for ann in coco['annotations']:
+            anns_of.setdefault(ann['image_id'], []).append(ann)
+        img_dir = osp.join(root, 'OpenImages', OPENIMAGES_SPLITS[split])
+        os.makedirs(img_dir, exist_ok=True)
+        boxes, labels, metas = [list(OPENIMAGES_BOX_HEADER)], [], []
+        for image in coco['images']:
+            if not anns_of.get(image['id']):
+                continue  # OpenImagesDataset lists the images of the box file only
+            rng = np.random.default_rng([split_seed, image['id'] - 1, _OPENIMAGES_STREAM])
+            rows, image_labels = _openimages_image(image, anns_of[image['id']], rng, params,
+                                                   with_image_labels=split == 'val')
+            boxes += rows
+            labels += image_labels
+            file_name = f'{rows[0][0]}.jpg'
+            _link_or_copy(osp.join(coco_root, split, image['file_name']),
+                          osp.join(img_dir, file_name))
+            metas.append(dict(filename=f'OpenImages/{OPENIMAGES_SPLITS[split]}/{file_name}',
+                              ori_shape=(image['height'], image['width'], 3)))
+        _remove_others(img_dir, {osp.basename(m['filename']) for m in metas})
+        _write(osp.join(root, OPENIMAGES_FILES[f'{split}_ann_file']), _csv_bytes(boxes))
+        _write(osp.join(root, OPENIMAGES_FILES[f'{split}_meta_file']),
+               pickle.dumps(metas, protocol=4))
+        written |= {osp.basename(OPENIMAGES_FILES[f'{split}_{k}'])
+                    for k in ('ann_file', 'meta_file')}
+        if split == 'val':
+            _write(osp.join(root, OPENIMAGES_FILES['val_image_level_ann_file']),
+                   _csv_bytes([['ImageID', 'Source', 'LabelName', 'Confidence'], *labels]))
+            written.add(osp.basename(OPENIMAGES_FILES['val_image_level_ann_file']))
+        stats[split] = dict(
+            images=len(metas), boxes=len(boxes) - 1,
+            group_of=sum(row[10] for row in boxes[1:]),
+            image_labels=dict(positive=sum(row[3] == 1 for row in labels),
+                              negative=sum(row[3] == 0 for row in labels)))
+    _remove_others(ann_dir, written)
+    manifest = dict(version=GENERATOR_VERSION, params=params,
+                    source=dict(version=source['version'], params=source['params']), stats=stats)
+    with open(manifest_path, 'w') as f:
+        json.dump(manifest, f, indent=2)
+    return manifest
+
+
+def _is_current_openimages(root: str, coco_root: str, params: dict) -> bool:
+    manifest, source = _read_manifest(root) or {}, _read_manifest(coco_root) or {}
+    return (manifest.get('version') == GENERATOR_VERSION and manifest.get('params') == params
+            and manifest.get('source') == dict(version=source.get('version'),
+                                               params=source.get('params'))
+            and all(osp.isfile(osp.join(root, path)) for path in OPENIMAGES_FILES.values()))
+
+
+def ensure_openimages(root: str = DEFAULT_OPENIMAGES_ROOT, coco_root: str = DEFAULT_ROOT,
+                      **overrides) -> bool:
+    """Write the OpenImages copy of ``coco_root`` (which ``ensure_dataset`` made current first)
+    to ``root`` unless its manifest matches this version, these parameters and that dataset.
+
+    Safe to call from several processes at once. Returns True when it generated.
+    """
+    params = {**OPENIMAGES_PARAMS, **overrides}
+    return _ensure(root, lambda: _is_current_openimages(root, coco_root, params),
+                   lambda: generate_openimages(root, coco_root, **overrides))
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument('--root', default=DEFAULT_ROOT, help='output folder')
-    for key, value in DEFAULT_PARAMS.items():
+    parser.add_argument('--openimages-root',
+                        help=f'also write the OpenImages copy there (e.g. '
+                        f'{DEFAULT_OPENIMAGES_ROOT})')
+    for key, value in {**DEFAULT_PARAMS, **OPENIMAGES_PARAMS}.items():
         parser.add_argument(f'--{key.replace("_", "-")}', type=type(value), default=value)
     parser.add_argument('--force', action='store_true',
                         help='regenerate even when the manifest says the data is current')
     return parser.parse_args(argv)
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    overrides = {k: getattr(args, k) for k in DEFAULT_PARAMS}
+def _run(root: str, ensure, generate, overrides: dict, force: bool) -> None:
     start = time.perf_counter()
-    if not args.force and not ensure_dataset(args.root, **overrides):
-        print(f'{args.root} is up to date (manifest matches); use --force to regenerate')
+    if force:
+        generate(root, **overrides)
+    elif not ensure(root, **overrides):
+        print(f'{root} is up to date (manifest matches); use --force to regenerate')
         return
-    if args.force:
-        generate_dataset(args.root, **overrides)
-    with open(osp.join(args.root, 'manifest.json')) as f:
-        stats = json.load(f)['stats']
-    print(f'wrote {args.root} in {time.perf_counter() - start:.1f}s')
+    stats = _read_manifest(root)['stats']
+    print(f'wrote {root} in {time.perf_counter() - start:.1f}s')
     for split, s in stats.items():
         print(f'{split}: {json.dumps(s)}')
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    _run(args.root, ensure_dataset, generate_dataset,
+         {k: getattr(args, k) for k in DEFAULT_PARAMS}, args.force)
+    if args.openimages_root:
+        overrides = {k: getattr(args, k) for k in OPENIMAGES_PARAMS}
+        _run(args.openimages_root,
+             lambda root, **kw: ensure_openimages(root, args.root, **kw),
+             lambda root, **kw: generate_openimages(root, args.root, **kw), overrides,
+             args.force)
 
 
 if __name__ == '__main__':
