@@ -9,6 +9,7 @@ from mmengine.config import Config
 ROOT = Path(__file__).resolve().parents[2]
 # shapes config -> the paper config whose head it takes
 PAIRS = {
+    'tsd-faster-rcnn_r18_fpn_shapes.py': 'tsd-faster-rcnn_r50_fpn_1x_coco.py',
     'tsd-mask-rcnn_r18_fpn_shapes.py': 'tsd-mask-rcnn_r50_fpn_1x_coco.py',
     'tsd-cascade-rcnn_r18_fpn_shapes.py': 'tsd-cascade-rcnn_r50_fpn_1x_coco.py',
     'tsd-faster-rcnn_r18_fpn_cas_shapes-openimages.py':
