@@ -4,8 +4,11 @@
 # Re-running on a machine that has it checks a stamp and returns in seconds.
 # Everything comes through pip by name (mmcv's source release too, verified by its sha256), so the
 # user's pip configuration (index, mirror, proxy, certificates) applies. Python 3.10-3.12: the first
-# of python3.11, python3.12, python3.10 found, or TSD_PYTHON.
+# of python3.11, python3.12, python3.10 found, or TSD_PYTHON. `--check` only says which interpreter
+# and constraint set it would use, and exits.
 set -euo pipefail
+CHECK_ONLY=0
+[ "${1:-}" = "--check" ] && CHECK_ONLY=1
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -38,6 +41,10 @@ case "$PY_MINOR" in
   311|312) CONSTRAINTS=$ROOT/requirements/constraints.txt ;;
   *) die "$PY is Python $(( PY_MINOR / 100 )).$(( PY_MINOR % 100 )); tsd-mmdet's stack supports 3.10-3.12: set TSD_PYTHON to one" ;;
 esac
+if [ "$CHECK_ONLY" = 1 ]; then
+  say "python: $PY ($(( PY_MINOR / 100 )).$(( PY_MINOR % 100 ))), constraints: ${CONSTRAINTS#"$ROOT"/}, venv: $VENV"
+  exit 0
+fi
 
 # Everything that decides what is installed goes into the stamp: change any of it and set-up reruns.
 stamp_key() {
