@@ -141,8 +141,9 @@ def finished_runs(out_dir: str, seeds: list[int], record: dict | None = None) ->
                 results.setdefault(name, {})[seed] = record[name][seed]
             path = osp.join(out_dir, slug(name), f'seed{seed}', 'metrics.json')
             if osp.exists(path):
-                with open(path) as f:
-                    results.setdefault(name, {})[seed] = json.load(f)
+                with open(path) as f:  # keeps what only the record has (e.g. the commit)
+                    runs = results.setdefault(name, {})
+                    runs[seed] = {**runs.get(seed, {}), **json.load(f)}
     return results
 
 
