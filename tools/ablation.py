@@ -147,12 +147,13 @@ def finished_runs(out_dir: str, seeds: list[int], record: dict | None = None) ->
     return results
 
 
-def _fmt_spread(values: list[float]) -> str:
+def _fmt_spread(values: list[float], sign: str = '') -> str:
+    """'mean +- stdev' of ``values`` (one value alone, '-' if none); sign='+' signs the mean."""
     if not values:
         return '-'
     if len(values) == 1:
-        return f'{values[0]:.1f}'
-    return f'{statistics.mean(values):.1f} +- {statistics.stdev(values):.1f}'
+        return f'{values[0]:{sign}.1f}'
+    return f'{statistics.mean(values):{sign}.1f} +- {statistics.stdev(values):.1f}'
 
 
 def _mean(runs: dict, key: str) -> float | None:
@@ -211,11 +212,7 @@ def write_table(results: dict, seeds: list[int], path: str) -> str:
         diffs = paired_differences(results, row, other)
         if not diffs:
             continue
-        cells = []
-        for key in METRICS:
-            values = [d[key] for d in diffs]
-            cells.append(f'{values[0]:+.1f}' if len(values) == 1 else
-                         f'{statistics.mean(values):+.1f} +- {statistics.stdev(values):.1f}')
+        cells = [_fmt_spread([d[key] for d in diffs], sign='+') for key in METRICS]
         per_seed = ', '.join(f'{d["seed"]}: {d[METRICS[0]]:+.1f}' for d in diffs)
         lines.append(f'| {row} | {other} | {len(diffs)} | ' + ' | '.join(cells) +
                      f' | {per_seed} |')
