@@ -35,6 +35,9 @@ VARIANTS = {
     'TSD w/o PC': (TSD, NO_PC),
     'TSD + PC': (TSD, []),
     'TSD + PC, Prop.w cls': (TSD, ['model.roi_head.bbox_head.cls_manner=proposalwise']),
+    # Table 3's single-term rows: one of the two PC losses
+    'TSD + M_loc only': (TSD, ['model.roi_head.pc_cls=None']),
+    'TSD + M_cls only': (TSD, ['model.roi_head.pc_loc=None']),
     'TSD w/o PC, detached targets': (TSD, NO_PC + DETACHED),
     'TSD + PC, detached targets': (TSD, DETACHED),
 }
@@ -46,6 +49,8 @@ COMPARISONS = [
     ('TSD + PC', 'D_head + PC'),
     ('D_head + PC', 'D_head w/o PC'),
     ('TSD + PC', 'TSD + PC, Prop.w cls'),
+    ('TSD + M_loc only', 'TSD w/o PC'),
+    ('TSD + M_cls only', 'TSD w/o PC'),
     ('TSD w/o PC', 'TSD w/o PC, detached targets'),
     ('TSD + PC', 'TSD + PC, detached targets'),
 ]

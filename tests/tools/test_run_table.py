@@ -1,0 +1,68 @@
+"""tools/analysis/run_table.py on hand-made work dirs whose metrics and log times are known."""
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+_spec = importlib.util.spec_from_file_location(
+    'run_table', ROOT / 'tools' / 'analysis' / 'run_table.py')
+run_table = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(run_table)
+
+
+def _session(work_dir: Path, stamp: str, scalars: list[dict], log_times: list[str]) -> None:
+    """One mmengine session: ``<stamp>/vis_data/scalars.json`` and ``<stamp>/<stamp>.log``."""
+    (work_dir / stamp / 'vis_data').mkdir(parents=True)
+    with open(work_dir / stamp / 'vis_data' / 'scalars.json', 'w') as f:
+        f.writelines(json.dumps(row) + '\n' for row in scalars)
+    with open(work_dir / stamp / f'{stamp}.log', 'w') as f:
+        f.write('a line without a time stamp\n')
+        f.writelines(f'{t} - mmengine - INFO - something\n' for t in log_times)
+
+
+def test_metrics_and_minutes(tmp_path):
+    mask = tmp_path / 'mask'
+    _session(mask, '20261127_063000',
+             [{'loss': 1.0, 'iter': 10},
+              {'coco/bbox_mAP': 0.1, 'coco/segm_mAP': 0.05, 'step': 10},  # an earlier val
+              {'loss': 0.5, 'iter': 20},
+              {'coco/bbox_mAP': 0.3, 'coco/bbox_mAP_50': 0.5, 'coco/bbox_mAP_75': 0.25,
+               'coco/segm_mAP': 0.2, 'step': 20}],
+             ['11/27 06:30:00', '11/27 06:35:30', '11/27 06:40:00'])
+    faster = tmp_path / 'faster'
+    _session(faster, '20261127_070000', [{'loss': 1.0, 'iter': 10}], ['11/27 07:00:00'])
+    _session(faster, '20261127_071000',  # resumed: the second session's minutes add up
+             [{'coco/bbox_mAP': 0.4, 'coco/bbox_mAP_50': 0.6, 'coco/bbox_mAP_75': 0.35}],
+             ['11/27 07:10:00', '11/27 07:13:00'])
+
+    assert run_table.last_val_metrics(str(mask)) == {
+        'coco/bbox_mAP': 0.3, 'coco/bbox_mAP_50': 0.5, 'coco/bbox_mAP_75': 0.25,
+        'coco/segm_mAP': 0.2}
+    assert run_table.run_minutes(str(mask)) == pytest.approx(10.0)
+    assert run_table.run_minutes(str(faster)) == pytest.approx(3.0)
+
+    lines = run_table.table([str(mask), str(faster)], ['Mask', 'Faster']).splitlines()
+    assert lines[0] == '| run | box AP | AP50 | AP75 | mask AP | minutes |'
+    assert lines[2] == '| Mask | 30.0 | 50.0 | 25.0 | 20.0 | 10.0 |'
+    assert lines[3] == '| Faster | 40.0 | 60.0 | 35.0 | - | 3.0 |'
+
+
+def test_openimages_columns_and_default_names(tmp_path):
+    run = tmp_path / 'oi'
+    _session(run, '20261127_080000', [{'openimages/mAP': 0.42, 'openimages/AP50': 0.42}],
+             ['11/27 08:00:00', '11/27 08:06:00'])
+    lines = run_table.table([str(run)]).splitlines()
+    assert lines[0] == '| run | OI mAP | OI AP50 | minutes |'
+    assert lines[2] == '| oi | 42.0 | 42.0 | 6.0 |'
+
+
+def test_bad_input(tmp_path, capsys):
+    assert run_table.main([str(tmp_path / 'nope')]) == 2
+    assert 'no such work dir' in capsys.readouterr().err
+    (tmp_path / 'empty').mkdir()
+    assert run_table.main([str(tmp_path / 'empty'), '--names', 'a', 'b']) == 2
+    assert '2 names for 1 work dirs' in capsys.readouterr().err
+    assert run_table.main([str(tmp_path / 'empty')]) == 0  # nothing logged yet: dashes
+    assert capsys.readouterr().out.splitlines()[-1] == '| empty | - |'

@@ -1,0 +1,106 @@
+"""A markdown table of finished training runs: last validation metrics and minutes per run.
+
+Not an equation of the paper: it reads what mmengine logged (``<work_dir>/<timestamp>/vis_data/
+scalars.json`` and ``<timestamp>.log``) so that docs/results.md's per-family and fine-tune tables
+come from a command, not from copying numbers by hand.
+
+Example::
+
+    python tools/analysis/run_table.py work_dirs/families/mask-rcnn_r18_fpn_shapes \
+        work_dirs/families/tsd-mask-rcnn_r18_fpn_shapes --names baseline TSD
+
+Metrics are shown in AP points (x 100). ``minutes`` is the wall time from the first to the last
+line of the run's logs (all timestamps of a resumed run together: the sum of its sessions).
+"""
+import argparse
+import glob
+import json
+import os.path as osp
+import sys
+from datetime import datetime
+
+# metric key -> column title, in table order; a column appears when any run logged its key
+COLUMNS = {
+    'coco/bbox_mAP': 'box AP',
+    'coco/bbox_mAP_50': 'AP50',
+    'coco/bbox_mAP_75': 'AP75',
+    'coco/segm_mAP': 'mask AP',
+    'coco/segm_mAP_50': 'mask AP50',
+    'coco/segm_mAP_75': 'mask AP75',
+    'openimages/mAP': 'OI mAP',
+    'openimages/AP50': 'OI AP50',
+}
+_TIME_FORMAT = '%m/%d %H:%M:%S'
+
+
+def last_val_metrics(work_dir: str) -> dict:
+    """The last logged row holding any metric of ``COLUMNS`` (later sessions win), or {}."""
+    found: dict = {}
+    for path in sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json'))):
+        with open(path) as f:
+            for line in f:
+                row = json.loads(line)
+                metrics = {k: v for k, v in row.items() if k in COLUMNS}
+                if metrics:
+                    found = metrics
+    return found
+
+
+def _session_seconds(log_path: str) -> float:
+    """Seconds between the first and last timestamped line of one mmengine log."""
+    stamps = []
+    with open(log_path, errors='replace') as f:
+        for line in f:
+            try:
+                stamps.append(datetime.strptime(line[:14], _TIME_FORMAT))
+            except ValueError:
+                continue
+    if len(stamps) < 2:
+        return 0.0
+    seconds = (stamps[-1] - stamps[0]).total_seconds()
+    return seconds if seconds >= 0 else seconds + 366 * 86400  # across a new year
+
+
+def run_minutes(work_dir: str) -> float | None:
+    """Minutes the run's sessions took together, or None without logs."""
+    logs = glob.glob(osp.join(work_dir, '*', '*.log'))
+    if not logs:
+        return None
+    return sum(_session_seconds(p) for p in logs) / 60
+
+
+def table(work_dirs: list[str], names: list[str] | None = None) -> str:
+    """The markdown table for ``work_dirs`` (rows in the given order)."""
+    names = names or [osp.basename(osp.normpath(d)) for d in work_dirs]
+    if len(names) != len(work_dirs):
+        raise ValueError(f'{len(names)} names for {len(work_dirs)} work dirs')
+    rows = [(name, last_val_metrics(d), run_minutes(d)) for name, d in zip(names, work_dirs)]
+    keys = [k for k in COLUMNS if any(k in metrics for _, metrics, _ in rows)]
+    lines = ['| run | ' + ' | '.join(COLUMNS[k] for k in keys) + ' | minutes |',
+             '|---|' + '---|' * (len(keys) + 1)]
+    for name, metrics, minutes in rows:
+        cells = [f'{100 * metrics[k]:.1f}' if k in metrics else '-' for k in keys]
+        cells.append('-' if minutes is None else f'{minutes:.1f}')
+        lines.append(f'| {name} | ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('work_dirs', nargs='+', help='work dirs of finished runs')
+    parser.add_argument('--names', nargs='+', help='row names (default: the work dirs\' names)')
+    args = parser.parse_args(argv)
+    missing = [d for d in args.work_dirs if not osp.isdir(d)]
+    if missing:
+        print(f'error: no such work dir: {", ".join(missing)}', file=sys.stderr)
+        return 2
+    try:
+        print(table(args.work_dirs, args.names))
+    except ValueError as err:
+        print(f'error: {err}', file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
