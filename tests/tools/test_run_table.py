@@ -30,12 +30,12 @@ def test_metrics_and_minutes(tmp_path):
               {'loss': 0.5, 'iter': 20},
               {'coco/bbox_mAP': 0.3, 'coco/bbox_mAP_50': 0.5, 'coco/bbox_mAP_75': 0.25,
                'coco/segm_mAP': 0.2, 'step': 20}],
-             ['11/27 06:30:00', '11/27 06:35:30', '11/27 06:40:00'])
+             ['2026/11/27 06:30:00', '2026/11/27 06:35:30', '2026/11/27 06:40:00'])
     faster = tmp_path / 'faster'
-    _session(faster, '20261127_070000', [{'loss': 1.0, 'iter': 10}], ['11/27 07:00:00'])
+    _session(faster, '20261127_070000', [{'loss': 1.0, 'iter': 10}], ['2026/11/27 07:00:00'])
     _session(faster, '20261127_071000',  # resumed: the second session's minutes add up
              [{'coco/bbox_mAP': 0.4, 'coco/bbox_mAP_50': 0.6, 'coco/bbox_mAP_75': 0.35}],
-             ['11/27 07:10:00', '11/27 07:13:00'])
+             ['11/27 07:10:00', '11/27 07:13:00'])  # a console log: no year
 
     assert run_table.last_val_metrics(str(mask)) == {
         'coco/bbox_mAP': 0.3, 'coco/bbox_mAP_50': 0.5, 'coco/bbox_mAP_75': 0.25,

@@ -30,7 +30,8 @@ COLUMNS = {
     'openimages/mAP': 'OI mAP',
     'openimages/AP50': 'OI AP50',
 }
-_TIME_FORMAT = '%m/%d %H:%M:%S'
+# mmengine's log file writes the year; its console (and a copied console log) does not
+_TIME_FORMATS = (('%Y/%m/%d %H:%M:%S', 19), ('%m/%d %H:%M:%S', 14))
 
 
 def last_val_metrics(work_dir: str) -> dict:
@@ -51,14 +52,16 @@ def _session_seconds(log_path: str) -> float:
     stamps = []
     with open(log_path, errors='replace') as f:
         for line in f:
-            try:
-                stamps.append(datetime.strptime(line[:14], _TIME_FORMAT))
-            except ValueError:
-                continue
+            for time_format, width in _TIME_FORMATS:
+                try:
+                    stamps.append(datetime.strptime(line[:width], time_format))
+                    break
+                except ValueError:
+                    continue
     if len(stamps) < 2:
         return 0.0
     seconds = (stamps[-1] - stamps[0]).total_seconds()
-    return seconds if seconds >= 0 else seconds + 366 * 86400  # across a new year
+    return seconds if seconds >= 0 else seconds + 365 * 86400  # yearless stamps across a new year
 
 
 def run_minutes(work_dir: str) -> float | None:
