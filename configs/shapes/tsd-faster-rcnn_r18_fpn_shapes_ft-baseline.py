@@ -13,6 +13,7 @@
 #
 # (another converted checkpoint: --cfg-options load_from=PATH; another dataset: the same
 # data_root / metainfo.classes overrides in all three commands, see the base configs' headers.)
+# Its control, the baseline continued on this schedule: faster-rcnn_r18_fpn_shapes_ft-baseline.py.
 #
 # Schedule: 200 iterations (a quarter of the from-scratch run), warm-up over the first 20, then
 # cosine to 1 % of the peak. Optimizer: the base's AdamW at a peak lr of 2e-4, a fifth of the
