@@ -50,6 +50,7 @@ COMPARISONS = [
     ('D_head + PC', 'D_head w/o PC'),
     ('TSD + PC', 'TSD + PC, Prop.w cls'),
     ('TSD + M_loc only', 'TSD w/o PC'),
+    ('TSD + PC', 'TSD + M_loc only'),  # what M_cls adds on top of M_loc
     ('TSD + M_cls only', 'TSD w/o PC'),
     ('TSD w/o PC', 'TSD w/o PC, detached targets'),
     ('TSD + PC', 'TSD + PC, detached targets'),
