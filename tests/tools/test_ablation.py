@@ -129,6 +129,12 @@ def test_table_gathers_every_finished_run_on_disk(tmp_path, monkeypatch):
     ablation.main(['--seeds', '0', '--table-only', '--work-dir', str(tmp_path / 'elsewhere'),
                    '--out', str(out), '--record', str(record)])
     assert set(json.loads(record.read_text())['TSD + PC']) == {'0', '1'}
+    # ... and the table still has every recorded seed, not only the one asked for.
+    assert out.read_text() == text
+    # Without a record, only the seeds asked.
+    ablation.main(['--seeds', '0', '--table-only', '--work-dir', str(tmp_path / 'runs'),
+                   '--out', str(out), '--record', ''])
+    assert '| TSD + PC | 1 | 40.0 |' in out.read_text()
 
 
 def test_notes_below_the_marker_are_kept(tmp_path):

@@ -89,3 +89,34 @@ def test_empty_inputs_are_zero_and_connected():
     loss = ProgressiveConstraintCls()(torch.zeros(0, 4), cls_tsd, torch.zeros(0, dtype=torch.long))
     assert loss.item() == 0 and loss.requires_grad
     loss.backward()
+
+
+def test_cls_foreground_only_ignores_background():
+    # Two positives and one background RoI (label 3 of 3 classes).
+    sibling = _logits([[0.5, 0.2, 0.2, 0.1],
+                       [0.3, 0.3, 0.2, 0.2],
+                       [0.1, 0.1, 0.1, 0.7]])
+    tsd = _logits([[0.6, 0.2, 0.1, 0.1],        # relu(0.5 - 0.6 + 0.2) = 0.1
+                   [0.7, 0.1, 0.1, 0.1],        # relu(0.3 - 0.7 + 0.2) = 0
+                   [0.6, 0.1, 0.1, 0.2]])       # background: relu(0.7 - 0.2 + 0.2) = 0.7
+    labels = torch.tensor([0, 0, 3])
+    all_rois = ProgressiveConstraintCls(margin_cls=0.2)(sibling, tsd, labels)
+    assert all_rois.item() == pytest.approx((0.1 + 0.0 + 0.7) / 3)
+    fg = ProgressiveConstraintCls(margin_cls=0.2, foreground_only=True)
+    assert fg(sibling, tsd, labels).item() == pytest.approx((0.1 + 0.0) / 2)
+    # Background RoIs get no gradient from the foreground-only term.
+    tsd_grad = tsd.clone().requires_grad_(True)
+    fg(sibling, tsd_grad, labels).backward()
+    assert tsd_grad.grad[2].abs().sum() == 0 and tsd_grad.grad[0].abs().sum() > 0
+    # Only background: zero, finite, still in the graph.
+    only_bg = torch.zeros(2, 4, requires_grad=True)
+    loss = fg(torch.zeros(2, 4), only_bg, torch.tensor([3, 3]))
+    assert loss.item() == 0 and loss.requires_grad
+
+
+def test_cls_shape_mismatch_is_a_clear_error():
+    labels = torch.zeros(3, dtype=torch.long)
+    with pytest.raises(ValueError, match='of one shape'):
+        ProgressiveConstraintCls()(torch.zeros(3, 4), torch.zeros(3, 5), labels)
+    with pytest.raises(ValueError, match=r'K labels, got \(3, 4\), \(3, 4\) and \(2,\)'):
+        ProgressiveConstraintCls()(torch.zeros(3, 4), torch.zeros(3, 4), labels[:2])

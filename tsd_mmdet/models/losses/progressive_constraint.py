@@ -28,8 +28,13 @@ class ProgressiveConstraintCls(nn.Module):
     """M_cls (eq. 7): the TSD head's softmax score of the target class should beat the sibling's.
 
     ``loss = mean_k relu(p_sib[k, y_k] - p_tsd[k, y_k] + min(m_c, 1 - p_sib[k, y_k]))`` over all
-    sampled RoIs, background included. mmdet 3.x puts the background class in the *last* column
-    (label ``num_classes``), so ``y_k`` indexes the scores directly.
+    sampled RoIs, background included (the default, as the authors' code does; eq. 7 does not say,
+    while eq. 8 says M_loc ignores negatives). mmdet 3.x puts the background class in the *last*
+    column (label ``num_classes``), so ``y_k`` indexes the scores directly.
+
+    ``foreground_only=True`` averages over the positive RoIs only (label < num_classes), as M_loc
+    does: an ablation option, not the paper's or the authors' setting. With no positives the loss is
+    0, finite and still in the graph.
 
     The sibling side is detached: PC is there to pull TSD above the sibling head, not to pull the
     sibling down towards TSD; the sibling is trained by its own loss only.
@@ -37,12 +42,15 @@ class ProgressiveConstraintCls(nn.Module):
     Args:
         margin_cls (float): m_c. Defaults to 0.2 (ablations; 0.5 in the final models, §3.6).
         loss_weight (float): Weight of the term. Defaults to 1.0 (eq. 9).
+        foreground_only (bool): Average over positive RoIs only. Defaults to False (authors').
     """
 
-    def __init__(self, margin_cls: float = 0.2, loss_weight: float = 1.0) -> None:
+    def __init__(self, margin_cls: float = 0.2, loss_weight: float = 1.0,
+                 foreground_only: bool = False) -> None:
         super().__init__()
         self.margin_cls = margin_cls
         self.loss_weight = loss_weight
+        self.foreground_only = foreground_only
 
     def forward(self, cls_score_sibling: Tensor, cls_score_tsd: Tensor, labels: Tensor) -> Tensor:
         """Compute M_cls.
@@ -56,9 +64,15 @@ class ProgressiveConstraintCls(nn.Module):
         Returns:
             Tensor: Scalar loss.
         """
+        sib, tsd, lab = (tuple(t.shape) for t in (cls_score_sibling, cls_score_tsd, labels))
+        if sib != tsd or lab != tsd[:1]:
+            raise ValueError('ProgressiveConstraintCls: expected sibling and TSD scores of one '
+                             f'shape (K, C + 1) and K labels, got {sib}, {tsd} and {lab}')
         rows = torch.arange(labels.numel(), device=labels.device)
-        p_sibling = F.softmax(cls_score_sibling.detach(), dim=-1)[rows, labels]
-        p_tsd = F.softmax(cls_score_tsd, dim=-1)[rows, labels]
+        if self.foreground_only:
+            rows = rows[labels < cls_score_tsd.size(-1) - 1]
+        p_sibling = F.softmax(cls_score_sibling.detach(), dim=-1)[rows, labels[rows]]
+        p_tsd = F.softmax(cls_score_tsd, dim=-1)[rows, labels[rows]]
         return self.loss_weight * _mean(_hinge(p_sibling, p_tsd, self.margin_cls))
 
 
