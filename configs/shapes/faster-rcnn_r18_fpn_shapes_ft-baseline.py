@@ -5,19 +5,15 @@
 #   python tools/train.py configs/shapes/faster-rcnn_r18_fpn_shapes.py      # the baseline, 800 it
 #   python tools/train.py configs/shapes/faster-rcnn_r18_fpn_shapes_ft-baseline.py
 #
-# Schedule and optimizer: those of the TSD fine-tune config (200 iterations, 20 of warm-up, cosine
-# to 1 %, AdamW peak lr 2e-4); see its header for the reasons.
-_base_ = './faster-rcnn_r18_fpn_shapes.py'
+# Schedule and optimizer: _base_/ft_schedule.py, shared with the TSD fine-tune config (200
+# iterations, 20 of warm-up, cosine to 1 %, AdamW peak lr 2e-4); see that config's header for the
+# reasons.
+_base_ = ['./faster-rcnn_r18_fpn_shapes.py', './_base_/ft_schedule.py']
 
 load_from = 'work_dirs/faster-rcnn_r18_fpn_shapes/iter_800.pth'
 
-max_iters = 200
-warmup_iters = 20
-train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=warmup_iters),
-    dict(type='CosineAnnealingLR', by_epoch=False, begin=warmup_iters, end=max_iters,
-         eta_min_ratio=0.01),
-]
-optim_wrapper = dict(optimizer=dict(lr=2e-4))
-default_hooks = dict(checkpoint=dict(interval=100))
+max_iters = {{_base_.ft_max_iters}}  # the dumped config then shows this run's length
+train_cfg = {{_base_.ft_train_cfg}}
+param_scheduler = {{_base_.ft_param_scheduler}}
+optim_wrapper = {{_base_.ft_optim_wrapper}}
+default_hooks = {{_base_.ft_default_hooks}}

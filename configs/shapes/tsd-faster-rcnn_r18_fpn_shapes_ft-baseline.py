@@ -15,25 +15,20 @@
 # data_root / metainfo.classes overrides in all three commands, see the base configs' headers.)
 # Its control, the baseline continued on this schedule: faster-rcnn_r18_fpn_shapes_ft-baseline.py.
 #
-# Schedule: 200 iterations (a quarter of the from-scratch run), warm-up over the first 20, then
-# cosine to 1 % of the peak. Optimizer: the base's AdamW at a peak lr of 2e-4, a fifth of the
+# Schedule (_base_/ft_schedule.py, shared with the control): 200 iterations (a quarter of the
+# from-scratch run), warm-up over the first 20, then cosine to 1 % of the peak. Optimizer: the base's AdamW at a peak lr of 2e-4, a fifth of the
 # from-scratch 1e-3. The baseline ends its cosine schedule at 1e-5, fully trained: Adam moves every
 # weight by about lr per step whatever its gradient, so restarting at 1e-3 with fresh moment
 # estimates would first undo part of the converged backbone, RPN and head. 2e-4 still lets the
 # offset predictors (starting at near-zero offsets) and the two branches (starting equal) move
 # apart within 200 iterations; the warm-up covers the steps before Adam's second-moment estimates
 # settle. These are reasoned choices, not tuned ones.
-_base_ = './tsd-faster-rcnn_r18_fpn_shapes.py'
+_base_ = ['./tsd-faster-rcnn_r18_fpn_shapes.py', './_base_/ft_schedule.py']
 
 load_from = 'work_dirs/faster-rcnn_r18_fpn_shapes/tsd-init.pth'
 
-max_iters = 200
-warmup_iters = 20
-train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=warmup_iters),
-    dict(type='CosineAnnealingLR', by_epoch=False, begin=warmup_iters, end=max_iters,
-         eta_min_ratio=0.01),
-]
-optim_wrapper = dict(optimizer=dict(lr=2e-4))
-default_hooks = dict(checkpoint=dict(interval=100))
+max_iters = {{_base_.ft_max_iters}}  # the dumped config then shows this run's length
+train_cfg = {{_base_.ft_train_cfg}}
+param_scheduler = {{_base_.ft_param_scheduler}}
+optim_wrapper = {{_base_.ft_optim_wrapper}}
+default_hooks = {{_base_.ft_default_hooks}}
