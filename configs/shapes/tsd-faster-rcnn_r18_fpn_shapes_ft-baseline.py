@@ -16,13 +16,13 @@
 # Its control, the baseline continued on this schedule: faster-rcnn_r18_fpn_shapes_ft-baseline.py.
 #
 # Schedule (_base_/ft_schedule.py, shared with the control): 200 iterations (a quarter of the
-# from-scratch run), warm-up over the first 20, then cosine to 1 % of the peak. Optimizer: the base's AdamW at a peak lr of 2e-4, a fifth of the
-# from-scratch 1e-3. The baseline ends its cosine schedule at 1e-5, fully trained: Adam moves every
-# weight by about lr per step whatever its gradient, so restarting at 1e-3 with fresh moment
-# estimates would first undo part of the converged backbone, RPN and head. 2e-4 still lets the
-# offset predictors (starting at near-zero offsets) and the two branches (starting equal) move
-# apart within 200 iterations; the warm-up covers the steps before Adam's second-moment estimates
-# settle. These are reasoned choices, not tuned ones.
+# from-scratch run), warm-up over the first 20, then cosine to 1 % of the peak. Optimizer: the
+# base's AdamW at a peak lr of 2e-4, a fifth of the from-scratch 1e-3. The baseline ends its cosine
+# schedule at 1e-5, fully trained: Adam moves every weight by about lr per step whatever its
+# gradient, so restarting at 1e-3 with fresh moment estimates would first undo part of the converged
+# backbone, RPN and head. 2e-4 still lets the offset predictors (starting at near-zero offsets) and
+# the two branches (starting equal) move apart within 200 iterations; the warm-up covers the steps
+# before Adam's second-moment estimates settle. These are reasoned choices, not tuned ones.
 _base_ = ['./tsd-faster-rcnn_r18_fpn_shapes.py', './_base_/ft_schedule.py']
 
 load_from = 'work_dirs/faster-rcnn_r18_fpn_shapes/tsd-init.pth'
