@@ -11,13 +11,14 @@ they ran at), which is committed: a later session on a machine without the work 
 too. Delete a row's entries there (or pass ``--record ''``) to run it again after a change.
 """
 import argparse
-import glob
 import json
 import os.path as osp
 import statistics
 import subprocess
 import sys
 import time
+
+from analysis.run_table import last_val_metrics  # tools/analysis/
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 BASELINE = 'configs/shapes/faster-rcnn_r18_fpn_shapes.py'
@@ -70,15 +71,13 @@ def slug(name: str) -> str:
 
 
 def read_val_metrics(work_dir: str) -> dict | None:
-    """The last COCO metrics mmengine logged in ``work_dir/*/vis_data/scalars.json``."""
-    found = None
-    for path in sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json'))):
-        with open(path) as f:
-            for line in f:
-                row = json.loads(line)
-                if all(k in row for k in METRICS):
-                    found = {k: row[k] for k in METRICS}
-    return found
+    """The COCO box metrics of the last validation mmengine logged in ``work_dir``, or None.
+
+    The log is read by run_table's reader (tools/analysis/run_table.py); a run whose last
+    validation lacks one of ``METRICS`` has none to report here.
+    """
+    logged = last_val_metrics(work_dir)
+    return {k: logged[k] for k in METRICS} if all(k in logged for k in METRICS) else None
 
 
 def load_record(path: str | None) -> dict:

@@ -25,6 +25,17 @@ def test_read_val_metrics_takes_last_logged(tmp_path):
     _fake_run(str(tmp_path), 0.3)
     assert ablation.read_val_metrics(str(tmp_path)) == pytest.approx(
         {'coco/bbox_mAP': 0.3, 'coco/bbox_mAP_50': 0.5, 'coco/bbox_mAP_75': 0.2})
+    # a resumed run: the later session's validation wins; keys other than METRICS are dropped
+    vis = tmp_path / '20260102_000000' / 'vis_data'
+    vis.mkdir(parents=True)
+    (vis / 'scalars.json').write_text(json.dumps(
+        {'coco/bbox_mAP': 0.4, 'coco/bbox_mAP_50': 0.6, 'coco/bbox_mAP_75': 0.3,
+         'coco/segm_mAP': 0.1, 'step': 30}) + '\n')
+    assert ablation.read_val_metrics(str(tmp_path)) == pytest.approx(
+        {'coco/bbox_mAP': 0.4, 'coco/bbox_mAP_50': 0.6, 'coco/bbox_mAP_75': 0.3})
+    # its last validation logged no box AP50/75: nothing to report
+    (vis / 'scalars.json').write_text(json.dumps({'coco/bbox_mAP': 0.4, 'step': 30}) + '\n')
+    assert ablation.read_val_metrics(str(tmp_path)) is None
 
 
 def test_recorded_runs_are_skipped(tmp_path, monkeypatch):
