@@ -66,3 +66,24 @@ def test_bad_input(tmp_path, capsys):
     assert '2 names for 1 work dirs' in capsys.readouterr().err
     assert run_table.main([str(tmp_path / 'empty')]) == 0  # nothing logged yet: dashes
     assert capsys.readouterr().out.splitlines()[-1] == '| empty | - |'
+
+
+def test_mean_losses_over_the_last_fraction(tmp_path, capsys):
+    run = tmp_path / 'tsd'
+    rows = [{'loss': float(i), 'loss_cls': 10.0 * i, 'iter': 20 * i} for i in range(1, 9)]
+    rows.insert(4, {'coco/bbox_mAP': 0.1, 'step': 80})  # a validation row: not a loss
+    _session(run, '20261127_090000', rows[:6], ['11/27 09:00:00'])
+    # resumed at iteration 100: iterations 120-160 follow, plus a loss only logged late
+    _session(run, '20261127_091000', [*rows[6:], {'loss': 9.0, 'loss_pc_cls': 0.5, 'iter': 160}],
+             ['11/27 09:10:00'])
+    # last quarter of 160 iterations: rows with iter > 120, i.e. 140, 160 and the late 160
+    assert run_table.mean_losses(str(run), 0.25) == pytest.approx(
+        {'loss': (7 + 8 + 9) / 3, 'loss_cls': 75.0, 'loss_pc_cls': 0.5})
+    assert run_table.mean_losses(str(run), 1.0)['loss_cls'] == pytest.approx(45.0)  # 10..80
+    assert run_table.mean_losses(str(tmp_path), 0.5) == {}  # nothing logged
+
+    lines = run_table.table([str(run)], losses=0.25).splitlines()
+    assert lines[0] == '| run | box AP | loss | loss_cls | loss_pc_cls | minutes |'
+    assert lines[2] == '| tsd | 10.0 | 8.000 | 75.000 | 0.500 | 0.0 |'
+    assert run_table.main([str(run), '--losses', '0']) == 2
+    assert 'fraction in (0, 1]' in capsys.readouterr().err
