@@ -55,6 +55,7 @@ COMPARISONS = [
     ('TSD + M_loc only', 'TSD w/o PC'),
     ('TSD + PC', 'TSD + M_loc only'),  # what M_cls adds on top of M_loc
     ('TSD + M_cls only', 'TSD w/o PC'),
+    ('TSD + PC', 'TSD + M_cls only'),  # what M_loc adds on top of M_cls
     ('TSD + PC, M_cls on positives', 'TSD + PC'),
     ('TSD + PC, M_cls on positives', 'TSD w/o PC'),
     ('TSD w/o PC', 'TSD w/o PC, detached targets'),
