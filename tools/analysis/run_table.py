@@ -60,7 +60,7 @@ def mean_losses(work_dir: str, fraction: float) -> dict:
     A resumed run logs some iterations twice; each logged row counts once per session.
     """
     if not 0 < fraction <= 1:
-        raise ValueError(f'--losses takes a fraction in (0, 1], got {fraction}')
+        raise ValueError(f'the loss window is a fraction in (0, 1], got {fraction}')
     rows = [r for r in _logged_rows(work_dir) if 'iter' in r and 'loss' in r]
     if not rows:
         return {}
