@@ -11,7 +11,7 @@ import os.path as osp
 import warnings
 from copy import deepcopy
 
-from cpu_dist import adapt_to_cpu
+from cpu_dist import adapt_to_cpu, close_process_group
 from dataset_check import DatasetCheckError, apply_data_overrides, check_datasets
 from mmdet.engine.hooks.utils import trigger_visualization_hook
 from mmdet.evaluation import DumpDetResults
@@ -128,6 +128,8 @@ def main():
         runner.test()
     except CheckpointError as e:  # unreadable load_from / resume checkpoint: one line
         raise SystemExit(f'checkpoint error: {e}') from None
+    del runner  # its DDP wrapper holds the process group (see close_process_group)
+    close_process_group()
 
 
 if __name__ == '__main__':

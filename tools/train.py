@@ -14,7 +14,7 @@ import argparse
 import os
 import os.path as osp
 
-from cpu_dist import adapt_to_cpu
+from cpu_dist import adapt_to_cpu, close_process_group
 from dataset_check import (
     DatasetCheckError,
     apply_data_overrides,
@@ -115,6 +115,8 @@ def main():
         runner.train()
     except CheckpointError as e:  # unreadable load_from / resume checkpoint: one line
         raise SystemExit(f'checkpoint error: {e}') from None
+    del runner  # its DDP wrapper holds the process group (see close_process_group)
+    close_process_group()
 
 
 if __name__ == '__main__':

@@ -1,4 +1,5 @@
-"""tools/dist_train.sh on CPU: two gloo ranks train together; tools/cpu_dist.py's config changes."""
+"""tools/dist_train.sh on CPU: two gloo ranks train together; tools/cpu_dist.py's config changes
+and its process-group teardown."""
 import importlib.util
 import os
 import os.path as osp
@@ -72,3 +73,40 @@ def test_dist_train_two_cpu_ranks(tmp_path):
     assert re.search(r'Iter\(train\) \[3/3\]', log)
     assert 'coco/bbox_mAP_50' in log
     assert (work / 'iter_3.pth').is_file()
+
+
+_CLOSE_SCRIPT = '''
+import os, sys
+sys.path.insert(0, {tools!r})
+import torch
+import torch.distributed as dist
+from mmengine.model import MMDistributedDataParallel
+from cpu_dist import close_process_group
+
+dist.init_process_group('gloo', init_method='tcp://127.0.0.1:{port}', rank=0, world_size=1)
+model = MMDistributedDataParallel(torch.nn.Linear(2, 2), device_ids=None)
+model(torch.ones(1, 2)).sum().backward()
+if {drop}:
+    del model
+close_process_group()
+names = [open(f'/proc/self/task/{{t}}/comm').read().strip() for t in os.listdir('/proc/self/task')]
+print('GLOO_THREADS', sum('gloo' in n for n in names), flush=True)
+os._exit(0)  # this check's own exit must not depend on what it measures
+'''
+
+
+@pytest.mark.skipif(not osp.isdir('/proc/self/task'), reason='reads thread names from /proc')
+@pytest.mark.parametrize('drop', [True, False])
+def test_close_process_group_joins_gloo_threads(drop):
+    """tools/train.py and test.py drop the runner, then close the group: gloo's threads must be
+    gone before interpreter teardown (left alive, a rank can abort there). Kept alive by a DDP
+    model, they survive, which is why the tools drop the runner first."""
+    script = _CLOSE_SCRIPT.format(tools=TOOLS, port=_free_port(), drop=drop)
+    out = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True,
+                         timeout=120, env=dict(os.environ, OMP_NUM_THREADS='1'))
+    found = re.search(r'GLOO_THREADS (\d+)', out.stdout)
+    assert found, out.stdout[-2000:] + out.stderr[-3000:]
+    if drop:
+        assert int(found.group(1)) == 0
+    else:
+        assert int(found.group(1)) > 0
