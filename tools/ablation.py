@@ -19,6 +19,7 @@ import sys
 import time
 
 from analysis.run_table import last_val_metrics  # tools/analysis/
+from scipy import stats  # mmdet depends on it
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 BASELINE = 'configs/shapes/faster-rcnn_r18_fpn_shapes.py'
@@ -166,6 +167,17 @@ def _fmt_spread(values: list[float], sign: str = '') -> str:
     return f'{statistics.mean(values):{sign}.1f} +- {statistics.stdev(values):.1f}'
 
 
+def _interval(values: list[float], level: float = 0.95) -> str:
+    """Student-t confidence interval of the mean of paired differences, '[lo, hi]' ('-' below
+    two values). A comparison is clear when it excludes 0 (mean +- sd says less about the mean)."""
+    if len(values) < 2:
+        return '-'
+    half = stats.t.ppf((1 + level) / 2, len(values) - 1) * statistics.stdev(values) / \
+        len(values) ** 0.5
+    mean = statistics.mean(values)
+    return f'[{mean - half:+.1f}, {mean + half:+.1f}]'
+
+
 def _mean(runs: dict, key: str) -> float | None:
     values = [100 * r[key] for r in runs.values() if key in r]
     return statistics.mean(values) if values else None
@@ -215,15 +227,17 @@ def write_table(results: dict, seeds: list[int], path: str) -> str:
                  if seed in runs else '-' for seed in seeds]
         lines.append(f'| {name} | ' + ' | '.join(cells) + ' |')
     lines += ['', 'Paired differences (row minus compared row, same seed), AP / AP50 / AP75: '
-              'mean +- standard deviation over the seeds both finished, and each seed.', '',
-              '| row | compared with | n | AP | AP50 | AP75 | per seed (AP) |',
-              '|---|---|---|---|---|---|---|']
+              'mean +- standard deviation over the seeds both finished, the 95% confidence '
+              'interval of the mean AP difference (Student t), and each seed.', '',
+              '| row | compared with | n | AP | AP50 | AP75 | AP 95% CI | per seed (AP) |',
+              '|---|---|---|---|---|---|---|---|']
     for row, other in COMPARISONS:
         diffs = paired_differences(results, row, other)
         if not diffs:
             continue
         cells = [_fmt_spread([d[key] for d in diffs], sign='+') for key in METRICS]
         per_seed = ', '.join(f'{d["seed"]}: {d[METRICS[0]]:+.1f}' for d in diffs)
+        cells.append(_interval([d[METRICS[0]] for d in diffs]))
         lines.append(f'| {row} | {other} | {len(diffs)} | ' + ' | '.join(cells) +
                      f' | {per_seed} |')
     text = '\n'.join(lines) + '\n'

@@ -104,9 +104,13 @@ def test_paired_differences_use_common_seeds(tmp_path):
     assert [d['seed'] for d in diffs] == [0, 1]
     assert [d['coco/bbox_mAP'] for d in diffs] == pytest.approx([2.0, 1.0])
     text = ablation.write_table(results, [0, 1, 2], str(tmp_path / 'r.md'))
+    # 95% CI: 1.5 +- t(0.975, 1 df) 12.706 * 0.707 / sqrt(2)
     assert ('| TSD + PC | TSD w/o PC | 2 | +1.5 +- 0.7 | +1.5 +- 0.7 | +1.5 +- 0.7 '
-            '| 0: +2.0, 1: +1.0 |') in text
+            '| [-4.9, +7.9] | 0: +2.0, 1: +1.0 |') in text
     assert '| D_head w/o PC | baseline (sibling head) |' not in text  # no common seed, no line
+    results['TSD w/o PC'][2] = run(0.37)  # three seeds: +2, +1, +3; t(0.975, 2 df) = 4.303
+    text = ablation.write_table(results, [0, 1, 2], str(tmp_path / 'r.md'))
+    assert '| +2.0 +- 1.0 | [-0.5, +4.5] | 0: +2.0, 1: +1.0, 2: +3.0 |' in text
 
 
 def test_table_gathers_every_finished_run_on_disk(tmp_path, monkeypatch):
