@@ -29,6 +29,14 @@ NO_PC = ['model.roi_head.pc_cls=None', 'model.roi_head.pc_loc=None']
 # the derived proposals are P and the offset layers get no gradient).
 D_HEAD = ['model.roi_head.bbox_head.gamma_cls=0.0', 'model.roi_head.bbox_head.gamma_reg=0.0']
 DETACHED = ['model.roi_head.bbox_head.detach_reg_targets=True']
+
+
+def margins(margin_cls: float, margin_reg: float) -> list[str]:
+    """The --cfg-options that set PC's margins m_c (eq. 7) and m_r (eq. 8)."""
+    return [f'model.roi_head.pc_cls.margin_cls={margin_cls}',
+            f'model.roi_head.pc_loc.margin_reg={margin_reg}']
+
+
 # name -> (config, --cfg-options); all TSD and D_head rows train the sibling head jointly (Table 2).
 VARIANTS = {
     'baseline (sibling head)': (BASELINE, []),
@@ -44,6 +52,11 @@ VARIANTS = {
     'TSD + PC, M_cls on positives': (TSD, ['model.roi_head.pc_cls.foreground_only=True']),
     'TSD w/o PC, detached targets': (TSD, NO_PC + DETACHED),
     'TSD + PC, detached targets': (TSD, DETACHED),
+    # Figure 4's margins (the default is Table 3's m_c = m_r = 0.2): the authors' released configs
+    # (0.3 / 0.3), the paper's final models (§3.6: 0.5 / 0.2), and a smaller pair
+    'TSD + PC, m_c 0.1 m_r 0.1': (TSD, margins(0.1, 0.1)),
+    'TSD + PC, m_c 0.3 m_r 0.3': (TSD, margins(0.3, 0.3)),
+    'TSD + PC, m_c 0.5 m_r 0.2': (TSD, margins(0.5, 0.2)),
 }
 # (row, row it is compared with): the paper's ordering (Table 1, 3) and the effect of each setting.
 COMPARISONS = [
@@ -61,6 +74,9 @@ COMPARISONS = [
     ('TSD + PC, M_cls on positives', 'TSD w/o PC'),
     ('TSD w/o PC', 'TSD w/o PC, detached targets'),
     ('TSD + PC', 'TSD + PC, detached targets'),
+    ('TSD + PC, m_c 0.1 m_r 0.1', 'TSD w/o PC'),
+    ('TSD + PC, m_c 0.3 m_r 0.3', 'TSD w/o PC'),
+    ('TSD + PC, m_c 0.5 m_r 0.2', 'TSD w/o PC'),
 ]
 METRICS = ('coco/bbox_mAP', 'coco/bbox_mAP_50', 'coco/bbox_mAP_75')
 BASELINE_ROW = 'baseline (sibling head)'

@@ -160,3 +160,50 @@ def test_notes_below_the_marker_are_kept(tmp_path):
     assert text.endswith(f'{ablation.NOTES_MARKER}\n## Why\nbecause\n')
     assert text.startswith('# Ablation on the generated shapes data')
     assert ablation.write_table({}, [0], str(path)) == text  # stable on a second rewrite
+
+
+def _option_config(name):
+    """The config of row ``name`` with its --cfg-options merged as tools/train.py merges them."""
+    import argparse
+
+    from mmengine.config import Config, DictAction
+    config, options = ablation.VARIANTS[name]
+    cfg = Config.fromfile(osp.join(ablation.ROOT, config))
+    for option in options:  # every option's parent key is in the config (no typo'd path); a
+        node = cfg          # new leaf is a new keyword, which building the model then checks
+        for key in option.split('=', 1)[0].split('.')[:-1]:
+            assert key in node, f'{name}: {option} names no key of {config}'
+            node = node[key]
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
+    cfg.merge_from_dict(parser.parse_args(['--cfg-options', *options]).cfg_options
+                        if options else {})
+    return cfg
+
+
+@pytest.mark.parametrize('name', list(ablation.VARIANTS))
+def test_every_row_builds_with_what_its_name_says(name):
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+
+    import tsd_mmdet  # noqa: F401  registers the TSD modules
+    register_all_modules()
+    model = MODELS.build(_option_config(name).model)
+    head = model.roi_head
+    if name.startswith('baseline'):
+        assert not hasattr(head, 'pc_cls')
+        return
+    pc = not ('w/o PC' in name or 'only' in name)
+    assert (head.pc_cls is not None) == (pc or 'M_cls only' in name)
+    assert (head.pc_loc is not None) == (pc or 'M_loc only' in name)
+    assert (head.bbox_head.gamma_cls == 0) == name.startswith('D_head')
+    assert (head.bbox_head.gamma_reg == 0) == name.startswith('D_head')
+    if ' m_c ' in name:  # 'TSD + PC, m_c X m_r Y'
+        margin_cls, margin_reg = (float(v) for v in name.split(' m_c ')[1].split(' m_r '))
+        assert head.pc_cls.margin_cls == margin_cls and head.pc_loc.margin_reg == margin_reg
+    elif head.pc_cls is not None:
+        assert head.pc_cls.margin_cls == 0.2
+    if head.pc_cls is not None:
+        assert head.pc_cls.foreground_only == ('positives' in name)
+    assert head.bbox_head.detach_reg_targets == ('detached' in name)
+    assert head.bbox_head.cls_manner == ('proposalwise' if 'Prop.w cls' in name else 'pointwise')
