@@ -4,13 +4,13 @@ Not an equation of the paper: the command line (conversion report, refusal, the 
 checkpoint) and 2 iterations of configs/shapes/tsd-faster-rcnn_r18_fpn_shapes_ft-baseline.py
 started from its output through tools/train.py.
 """
-import importlib.util
 import json
 import os.path as osp
 import subprocess
 import sys
 
 import pytest
+from tool_loader import load_tool
 
 pytest.importorskip('mmdet')
 import torch  # noqa: E402
@@ -27,9 +27,7 @@ FINE_TUNE = osp.join(ROOT, 'configs', 'shapes', 'tsd-faster-rcnn_r18_fpn_shapes_
 sys.path.insert(0, osp.join(ROOT, 'tools', 'data'))
 import generate_shapes as gs  # noqa: E402
 
-_spec = importlib.util.spec_from_file_location('baseline_to_tsd', CONVERTER)
-baseline_to_tsd = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(baseline_to_tsd)
+baseline_to_tsd = load_tool('model_converters/baseline_to_tsd.py')
 
 
 def _run(*args):

@@ -1,5 +1,4 @@
 """tools/benchmark.py: twin lookup by name, pairing, and the table it prints for the shapes pair."""
-import importlib.util
 import re
 import subprocess
 import sys
@@ -8,15 +7,14 @@ from pathlib import Path
 import pytest
 from mmdet.registry import MODELS
 from mmengine.config import Config
+from tool_loader import load_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOLS = ROOT / 'tools'
 SHAPES = ROOT / 'configs' / 'shapes'
 
 sys.path.insert(0, str(TOOLS))  # benchmark.py imports its neighbours, as a script does
-_spec = importlib.util.spec_from_file_location('benchmark', TOOLS / 'benchmark.py')
-benchmark = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(benchmark)
+benchmark = load_tool('benchmark.py')
 
 
 @pytest.mark.parametrize('config,twin', [

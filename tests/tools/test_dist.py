@@ -1,6 +1,5 @@
 """tools/dist_train.sh on CPU: two gloo ranks train together; tools/cpu_dist.py's config changes
 and its process-group teardown."""
-import importlib.util
 import os
 import os.path as osp
 import re
@@ -9,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+from tool_loader import load_tool
 
 pytest.importorskip('mmdet')
 import torch  # noqa: E402
@@ -20,13 +20,6 @@ BASELINE = osp.join(ROOT, 'configs', 'shapes', 'faster-rcnn_r18_fpn_shapes.py')
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason='tests the CPU fallback')
 
 
-def _load(name, path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _free_port():
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
@@ -35,7 +28,7 @@ def _free_port():
 
 @no_cuda
 def test_syncbn_becomes_bn_without_cuda():
-    cpu_dist = _load('cpu_dist', osp.join(TOOLS, 'cpu_dist.py'))
+    cpu_dist = load_tool('cpu_dist.py')
     cfg = Config.fromfile(BASELINE)
     cfg.model.backbone.norm_cfg = dict(type='SyncBN', requires_grad=True)
     cfg.model.neck.norm_cfg = dict(type='SyncBN')
@@ -48,7 +41,7 @@ def test_syncbn_becomes_bn_without_cuda():
 
 @no_cuda
 def test_dist_train_two_cpu_ranks(tmp_path):
-    gs = _load('generate_shapes', osp.join(TOOLS, 'data', 'generate_shapes.py'))
+    gs = load_tool('data/generate_shapes.py')
     data = tmp_path / 'data'
     gs.generate_dataset(str(data), num_train=8, num_val=4, min_image_size=64, max_image_size=128,
                         max_objects=4)

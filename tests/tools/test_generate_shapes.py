@@ -2,7 +2,6 @@
 OpenImages copy, ensure_dataset / ensure_openimages."""
 import csv
 import hashlib
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -13,13 +12,12 @@ import sys
 import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
+from tool_loader import load_tool
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SCRIPT = osp.join(ROOT, 'tools', 'data', 'generate_shapes.py')
 
-_spec = importlib.util.spec_from_file_location('generate_shapes', SCRIPT)
-gs = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(gs)
+gs = load_tool('data/generate_shapes.py')
 
 TINY = dict(num_train=3, num_val=2)
 

@@ -7,7 +7,6 @@ Ground truth (categories in file order: id 7 'b' = label 0, id 3 'a' = label 1):
 Baseline detections: IoU 0.75 on the large box (score 0.9), perfect on the small one, IoU 0.65 on
 the medium one (score 0.8). The second result file ("TSD") is perfect everywhere.
 """
-import importlib.util
 import json
 import math
 import pickle
@@ -18,13 +17,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tool_loader import load_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / 'tools' / 'analysis' / 'iou_breakdown.py'
 
-spec = importlib.util.spec_from_file_location('iou_breakdown', SCRIPT)
-iou_breakdown = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(iou_breakdown)
+iou_breakdown = load_tool('analysis/iou_breakdown.py')
 
 GT_BOXES = {1: (7, [0, 0, 100, 100]), 2: (3, [10, 10, 10, 10]), 3: (7, [0, 0, 50, 50])}
 BASELINE = [  # image_id, category_id, xywh, score

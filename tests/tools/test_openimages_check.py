@@ -1,7 +1,6 @@
 """tools/dataset_check.py on OpenImages V6 data: generation of data/shapes_openimages when a config
 points there, and the clear errors before training on bad input. Not an equation of the paper."""
 import csv
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -11,6 +10,7 @@ import subprocess
 import sys
 
 import pytest
+from tool_loader import load_tool
 
 pytest.importorskip('mmdet')
 from mmengine.config import Config  # noqa: E402
@@ -21,15 +21,8 @@ CONFIG = osp.join(ROOT, 'configs', 'shapes', 'tsd-faster-rcnn_r18_fpn_cas_shapes
 TRAIN_KEY = 'train_dataloader.dataset'
 
 
-def _load(name, path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-gs = _load('generate_shapes', osp.join(TOOLS, 'data', 'generate_shapes.py'))
-dc = _load('dataset_check', osp.join(TOOLS, 'dataset_check.py'))
+gs = load_tool('data/generate_shapes.py')
+dc = load_tool('dataset_check.py')
 FILES = gs.OPENIMAGES_FILES
 
 

@@ -1,15 +1,11 @@
 """tools/analysis/run_table.py on hand-made work dirs whose metrics and log times are known."""
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+from tool_loader import load_tool
 
-ROOT = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location(
-    'run_table', ROOT / 'tools' / 'analysis' / 'run_table.py')
-run_table = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(run_table)
+run_table = load_tool('analysis/run_table.py')
 
 
 def _session(work_dir: Path, stamp: str, scalars: list[dict], log_times: list[str]) -> None:

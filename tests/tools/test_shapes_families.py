@@ -2,7 +2,6 @@
 tools/train.py and tools/test.py, and ours (not an equation of the paper): one iteration on a tiny
 generated dataset (COCO with masks, or its OpenImages copy), then an evaluation whose metric keys
 must come out."""
-import importlib.util
 import os
 import os.path as osp
 import re
@@ -10,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+from tool_loader import load_tool
 
 pytest.importorskip('mmdet')
 from mmengine.utils import get_installed_path  # noqa: E402
@@ -43,10 +43,7 @@ SMALL = [
 @pytest.fixture(scope='module')
 def tiny_data(tmp_path_factory):
     """Data roots by format: COCO with masks, and its OpenImages copy."""
-    spec = importlib.util.spec_from_file_location(
-        'generate_shapes', osp.join(TOOLS, 'data', 'generate_shapes.py'))
-    gs = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(gs)
+    gs = load_tool('data/generate_shapes.py')
     coco = tmp_path_factory.mktemp('shapes')
     openimages = tmp_path_factory.mktemp('shapes_openimages')
     gs.generate_dataset(str(coco), num_train=6, num_val=3, min_image_size=64, max_image_size=128,

@@ -1,6 +1,5 @@
 """tools/train.py and tools/test.py on a tiny generated dataset, and the dataset checks they run
 before building the runner (tools/dataset_check.py)."""
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -10,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+from tool_loader import load_tool
 
 pytest.importorskip('mmdet')
 from mmengine.config import Config  # noqa: E402
@@ -20,15 +20,8 @@ BASELINE = osp.join(ROOT, 'configs', 'shapes', 'faster-rcnn_r18_fpn_shapes.py')
 TSD = osp.join(ROOT, 'configs', 'shapes', 'tsd-faster-rcnn_r18_fpn_shapes.py')
 
 
-def _load(name, path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-gs = _load('generate_shapes', osp.join(TOOLS, 'data', 'generate_shapes.py'))
-dc = _load('dataset_check', osp.join(TOOLS, 'dataset_check.py'))
+gs = load_tool('data/generate_shapes.py')
+dc = load_tool('dataset_check.py')
 
 # Shrinks the baseline to seconds: 2 iterations of 2 images at 128 px, no worker processes.
 SMALL = [

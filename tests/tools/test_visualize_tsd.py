@@ -1,6 +1,5 @@
 """tools/visualize_tsd.py: the derived-proposal geometry by hand and against the op, and the tool
 end to end on a randomly initialised TSD model (configs/shapes) with hand-set offset biases."""
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -8,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tool_loader import load_tool
 
 pytest.importorskip('mmdet')
 
@@ -21,13 +21,9 @@ DELTA_R = (0.5, -0.25)  # the (x, y) translation of its F_r
 def _load_tool():
     sys.path.insert(0, str(ROOT / 'tools'))  # the tool imports its neighbour dataset_check
     try:
-        spec = importlib.util.spec_from_file_location('visualize_tsd', ROOT / 'tools' /
-                                                      'visualize_tsd.py')
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        return load_tool('visualize_tsd.py')
     finally:
         sys.path.remove(str(ROOT / 'tools'))
-    return module
 
 
 vis_tool = _load_tool()
