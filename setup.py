@@ -8,20 +8,16 @@ import os
 from setuptools import find_packages, setup
 
 
-def cxx_standard(torch_version: str) -> str:
-    """C++17 where torch's headers allow it (torch < 2.10), C++20 where they need it."""
-    major, minor = (int(part) for part in torch_version.split('+')[0].split('.')[:2])
-    return 'c++20' if (major, minor) >= (2, 10) else 'c++17'
-
-
 def get_extensions():
     import torch
     from torch.utils.cpp_extension import CppExtension, CUDAExtension, CUDA_HOME
 
     sources = sorted(glob.glob('csrc/*.cpp'))
     include_dirs = [os.path.abspath('csrc')]
-    std = cxx_standard(torch.__version__)
-    extra = {'cxx': ['-O3', f'-std={std}']}
+    # No -std here: torch's BuildExtension adds the standard its own headers were built with
+    # (C++17 for torch 2.1 and 2.11, C++20 for 2.14). Forcing C++20 on torch 2.11 built an op whose
+    # C++ exceptions (a bad batch index, say) crashed the process (segfault) on the GPU machine.
+    extra = {'cxx': ['-O3']}
     define_macros = []
     extension = CppExtension
     with_cuda = torch.cuda.is_available() or os.getenv('FORCE_CUDA', '0') == '1'
@@ -33,7 +29,7 @@ def get_extensions():
         include_dirs += glob.glob(os.path.join(
             os.path.dirname(os.path.dirname(torch.__file__)), 'nvidia', 'cu*', 'include'))
         define_macros.append(('WITH_CUDA', None))
-        extra['nvcc'] = ['-O3', f'-std={std}', '--expt-relaxed-constexpr']
+        extra['nvcc'] = ['-O3', '--expt-relaxed-constexpr']
     elif with_cuda:
         raise RuntimeError('FORCE_CUDA=1 but no CUDA toolkit found (set CUDA_HOME)')
     return [
