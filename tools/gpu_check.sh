@@ -13,6 +13,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
+case $PY in */*) PY=$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY") ;; esac  # used from other folders
 OUT=${1:-work_dirs/gpu_check}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
@@ -113,6 +114,49 @@ EOF
 tail -15 "$OUT/pytest.log"
 say "tests: $TESTS"
 
+# ---- 2b. where the op's C++ errors crash instead of raising: what a next session needs ---------
+# Seen on the H100 image (torch 2.11, Python 3.12.3), not reproducible on CPU here. Writes
+# crash.txt: a probe under TORCH_SHOW_CPP_STACKTRACES, its native stack from a debugger, and the
+# probe against a copy built with the system compiler.
+CPP_ERRORS=raise
+if grep -q 'FAILED.*test_cpp_error_raises' "$OUT/pytest.log"; then
+  CPP_ERRORS="crash (see crash.txt)"
+  say "C++ errors crash: probing"
+  cat > "$TMP/throw.py" <<'PYEOF'
+import torch
+import tsd_mmdet.ops as ops
+try:
+    ops.deform_roi_align(torch.randn(2, 1, 5, 5), torch.tensor([[5.0, 0.0, 0.0, 3.0, 3.0]]))
+except RuntimeError as error:
+    print('raised:', str(error).splitlines()[0])
+PYEOF
+  {
+    echo "== probe, TORCH_SHOW_CPP_STACKTRACES=1"
+    TORCH_SHOW_CPP_STACKTRACES=1 timeout 120 "$PY" -X faulthandler "$TMP/throw.py" 2>&1 | tail -20
+    echo "rc ${PIPESTATUS[0]}"
+    DEBUGGER=$(command -v gdb || command -v cuda-gdb || true)
+    if [ -n "$DEBUGGER" ]; then
+      echo "== native stack ($DEBUGGER)"
+      timeout 180 "$DEBUGGER" -q -batch -ex run -ex bt -ex 'info sharedlibrary' \
+        --args "$PY" "$TMP/throw.py" 2>&1 | grep -v '^\[New Thread\|^\[Thread' | tail -80
+    fi
+    if [ -x /usr/bin/g++ ] && [ -x /usr/bin/gcc ]; then
+      echo "== probe against a copy built with /usr/bin/g++"
+      mkdir -p "$TMP/cxx" && cp -r csrc setup.py tsd_mmdet "$TMP/cxx/"
+      rm -f "$TMP"/cxx/tsd_mmdet/_C*.so
+      if (cd "$TMP/cxx" && CC=/usr/bin/gcc CXX=/usr/bin/g++ LDSHARED='/usr/bin/g++ -shared' \
+          "$PY" setup.py build_ext --inplace --build-temp "$TMP/cxx/build" > "$TMP/cxx.log" 2>&1)
+      then
+        PYTHONPATH=$TMP/cxx timeout 120 "$PY" -X faulthandler "$TMP/throw.py" 2>&1 | tail -5
+        echo "rc ${PIPESTATUS[0]}"
+      else
+        tail -5 "$TMP/cxx.log"
+      fi
+    fi
+  } > "$OUT/crash.txt" 2>&1
+  tail -30 "$OUT/crash.txt"
+fi
+
 # ---- 3. mmcv's op -----------------------------------------------------------------------------
 MMCV="not compared (MMCV_SRC not set or no GPU)"
 BENCH_MMCV=()
@@ -153,7 +197,7 @@ ok=PASS
 case "$BUILD" in ok*) ;; *) ok=FAIL ;; esac
 case "$TESTS" in *" 0 failure, 0 error,"*) ;; *) ok=FAIL ;; esac
 [ "$GPU" = 1 ] && case "$BENCH" in "all ratios within their goals") ;; *) ok=FAIL ;; esac
-LINE="GPU CHECK $ok: device=$DEVICE_NAME build=$BUILD | tests/ops: $TESTS | op f+b / torchvision: \
-${RATIOS:-none} ($BENCH) | mmcv: $MMCV | $(( SECONDS - start ))s"
+LINE="GPU CHECK $ok: device=$DEVICE_NAME build=$BUILD | tests/ops: $TESTS | C++ errors: \
+$CPP_ERRORS | op f+b / torchvision: ${RATIOS:-none} ($BENCH) | mmcv: $MMCV | $(( SECONDS - start ))s"
 echo "$LINE" | tee "$OUT/summary.txt"
 [ "$ok" = PASS ]
