@@ -246,15 +246,17 @@ def main():
             summary.append((case, offset_kind, rows))
     if args.markdown:
         with open(args.markdown, 'w') as f:
+            channels = '/'.join(str(c) for c in sorted({CASES[case][1] for case in args.cases}))
             f.write(f'{name}, torch {torch.__version__}: {args.device}, output {oh}x{oh}, '
-                    f'sampling_ratio {args.sampling_ratio}, 256 channels; median of '
+                    f'sampling_ratio {args.sampling_ratio}, {channels} channels; median of '
                     f'{args.repeats} runs\n\n')
             f.write(markdown_table(summary))
         print(f'markdown table: {args.markdown}')
     print()
-    print(f'ours / torchvision roi_align without offset (f+b; {args.device} goal: '
-          + ('<= 1.5 with no offset, aim <= 1.0; <= 2.0 with Prop.w / Point.w'
-             if args.device == 'cuda' else '<= 1.5, aim <= 1.0') + '), reference / ours:')
+    goals = (f'<= {goal("none", args.device)} with no offset, aim <= 1.0; '
+             f'<= {goal("prop", args.device)} with Prop.w / Point.w')
+    print(f'ours / torchvision roi_align without offset (f+b; {args.device} goal: {goals}), '
+          'reference / ours:')
     failed = []
     for case, offset_kind, rows in summary:
         times = {op: f + b for op, (f, b) in rows}

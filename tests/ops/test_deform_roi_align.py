@@ -157,35 +157,43 @@ def test_extension_matches_reference(offset_kind, aligned, sampling_ratio, dtype
         torch.testing.assert_close(g, w, **tol)
 
 
+def gradcheck_case(offset_kind, device='cpu'):
+    """((x,) or (x, offset), rois) of the gradcheck tests: float64 leaves on ``device``. Large
+    offsets push samples past the borders (clamped and out-of-bounds regions)."""
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(2, 2, 7, 8, dtype=torch.float64, generator=gen)
+    rois = make_rois(5, 2, 7, 8, 0.5, generator=gen)
+    offset = make_offset(offset_kind, 5, 3, 2, scale=3.0, generator=gen)
+    inputs = [x] if offset is None else [x, offset]
+    return tuple(t.to(device).requires_grad_() for t in inputs), rois.to(device)
+
+
 @pytest.mark.parametrize('impl', IMPLS)
 @pytest.mark.parametrize('offset_kind', [None, 'prop', 'point'])
 @pytest.mark.parametrize('aligned', [True, False])
 @pytest.mark.parametrize('sampling_ratio', [0, 2])
 def test_gradcheck(impl, offset_kind, aligned, sampling_ratio):
-    gen = torch.Generator().manual_seed(3)
-    x = torch.randn(2, 2, 7, 8, dtype=torch.float64, generator=gen, requires_grad=True)
-    rois = make_rois(5, 2, 7, 8, 0.5, generator=gen)
-    # Large offsets push samples past the borders (clamped and out-of-bounds regions).
-    offset = make_offset(offset_kind, 5, 3, 2, scale=3.0, generator=gen)
+    inputs, rois = gradcheck_case(offset_kind)
+
+    def fn(inp, off=None):
+        return _run(impl, inp, rois, off, (3, 2), 0.5, sampling_ratio, 0.5, aligned)
+
     # The slow reference gets gradcheck's fast mode (random projections of the Jacobian).
-    fast = impl == 'reference'
-    if offset is None:
-        def fn(inp):
-            return _run(impl, inp, rois, None, (3, 2), 0.5, sampling_ratio, 0.5, aligned)
-        assert torch.autograd.gradcheck(fn, (x,), fast_mode=fast)
-    else:
-        def fn(inp, off):
-            return _run(impl, inp, rois, off, (3, 2), 0.5, sampling_ratio, 0.5, aligned)
-        assert torch.autograd.gradcheck(fn, (x, offset.requires_grad_()), fast_mode=fast)
+    assert torch.autograd.gradcheck(fn, inputs, fast_mode=impl == 'reference')
+
+
+# Random calls of the op (shapes, sampling, offsets, alignment, scale, gamma) for the fuzz tests.
+FUZZ_CASES = dict(
+    n=st.integers(1, 2), c=st.integers(1, 10), height=st.integers(1, 12),
+    width=st.integers(1, 12), k=st.integers(0, 6), oh=st.integers(1, 4), ow=st.integers(1, 4),
+    sampling_ratio=st.integers(-1, 3), offset_kind=st.sampled_from([None, 'prop', 'point']),
+    aligned=st.booleans(), spatial_scale=st.sampled_from([0.25, 0.5, 1.0]),
+    gamma=st.floats(-1.0, 1.0), seed=st.integers(0, 2**31 - 1))
 
 
 @needs_ext
 @settings(max_examples=30, deadline=None, derandomize=True)
-@given(n=st.integers(1, 2), c=st.integers(1, 10), height=st.integers(1, 12),
-       width=st.integers(1, 12), k=st.integers(0, 6), oh=st.integers(1, 4), ow=st.integers(1, 4),
-       sampling_ratio=st.integers(-1, 3), offset_kind=st.sampled_from([None, 'prop', 'point']),
-       aligned=st.booleans(), spatial_scale=st.sampled_from([0.25, 0.5, 1.0]),
-       gamma=st.floats(-1.0, 1.0), seed=st.integers(0, 2**31 - 1))
+@given(**FUZZ_CASES)
 def test_fuzz_extension_vs_reference(n, c, height, width, k, oh, ow, sampling_ratio, offset_kind,
                                      aligned, spatial_scale, gamma, seed):
     gen = torch.Generator().manual_seed(seed)
@@ -876,11 +884,7 @@ def test_cuda_channels_last(offset_kind):
 def test_cuda_gradcheck(offset_kind, aligned, sampling_ratio):
     # float64 on the GPU: input and both offset kinds, samples past the borders included. The
     # backward's atomics may add in any order: nondet_tol allows float64 rounding, no more.
-    gen = torch.Generator().manual_seed(3)
-    x = torch.randn(2, 2, 7, 8, dtype=torch.float64, generator=gen).cuda().requires_grad_()
-    rois = make_rois(5, 2, 7, 8, 0.5, generator=gen).cuda()
-    offset = make_offset(offset_kind, 5, 3, 2, scale=3.0, generator=gen)
-    inputs = (x,) if offset is None else (x, offset.cuda().requires_grad_())
+    inputs, rois = gradcheck_case(offset_kind, 'cuda')
 
     def fn(inp, off=None):
         return deform_roi_align(inp, rois, off, (3, 2), 0.5, sampling_ratio, 0.5, aligned)
@@ -890,11 +894,7 @@ def test_cuda_gradcheck(offset_kind, aligned, sampling_ratio):
 
 @needs_cuda
 @settings(max_examples=40, deadline=None, derandomize=True)
-@given(n=st.integers(1, 2), c=st.integers(1, 10), height=st.integers(1, 12),
-       width=st.integers(1, 12), k=st.integers(0, 6), oh=st.integers(1, 4), ow=st.integers(1, 4),
-       sampling_ratio=st.integers(-1, 3), offset_kind=st.sampled_from([None, 'prop', 'point']),
-       aligned=st.booleans(), spatial_scale=st.sampled_from([0.25, 0.5, 1.0]),
-       gamma=st.floats(-1.0, 1.0), seed=st.integers(0, 2**31 - 1))
+@given(**FUZZ_CASES)
 def test_fuzz_cuda_vs_reference(n, c, height, width, k, oh, ow, sampling_ratio, offset_kind,
                                 aligned, spatial_scale, gamma, seed):
     # The CUDA kernels in float64 against the PyTorch reference on CPU: values and gradients.
