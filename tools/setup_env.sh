@@ -5,7 +5,7 @@
 # Everything comes through pip by name (mmcv's source release too, verified by its sha256), so the
 # user's pip configuration (index, mirror, proxy, certificates) applies. Python 3.10-3.12: the first
 # of python3.11, python3.12, python3.10 found, or TSD_PYTHON. `--check` only says which interpreter
-# and constraint set it would use, and exits.
+# and constraint set it would use, and how much disk it needs where, and exits.
 set -euo pipefail
 CHECK_ONLY=0
 [ "${1:-}" = "--check" ] && CHECK_ONLY=1
@@ -41,8 +41,45 @@ case "$PY_MINOR" in
   311|312) CONSTRAINTS=$ROOT/requirements/constraints.txt ;;
   *) die "$PY is Python $(( PY_MINOR / 100 )).$(( PY_MINOR % 100 )); tsd-mmdet's stack supports 3.10-3.12: set TSD_PYTHON to one" ;;
 esac
+
+# ---- disk: what a run writes, measured on a fresh set-up here (2026-11-28, torch 2.14.1, Python 3.11,
+# with TMPDIR and TSD_CACHE empty), plus a margin. The new venv grew to 6.0 GB (torch 1.2 GB, its CUDA
+# libraries 3.2 GB, triton 0.9 GB); building mmcv peaked at 0.4 GB in TMPDIR. A venv that has torch
+# gets only small packages. Not counted: pip's download cache (~/.cache/pip), which holds the wheels
+# again where pip downloads them rather than taking them from a local directory.
+VENV_MB=6500
+BUILD_MB=600
+SMALL_MB=300
+TORCH_PIN=$(sed -n 's/^torch==//p' "$CONSTRAINTS")
+PLANNED_TAG=cp$(( PY_MINOR / 100 ))$(( PY_MINOR % 100 ))
+gb() { awk -v mb="$1" 'BEGIN { printf "%.1f", mb / 1024 }'; }
+existing_dir() { local d=$1; while [ ! -d "$d" ]; do d=$(dirname "$d"); done; echo "$d"; }
+mount_of() { df -P "$1" | awk 'NR==2 {print $6}'; }
+free_mb() { df -Pm "$1" | awk 'NR==2 {print $4}'; }
+# One line per filesystem written to: MOUNT NEED_MB FREE_MB WHAT.
+disk_needs() {
+  local has venv_need=$VENV_MB build_need=0 venv_dir tmp_dir venv_what="a new venv with torch and its CUDA libraries"
+  has=$("$VENV/bin/python" -c 'import importlib.util as u; print(*(int(u.find_spec(m) is not None) for m in ("torch", "mmcv")))' 2>/dev/null) || has="0 0"
+  if [ "${has% *}" = 1 ]; then venv_need=$SMALL_MB; venv_what="packages into a venv that has torch"; fi
+  if [ "${has#* }" != 1 ] && ! ls "$CACHE/wheels/mmcv-$MMCV_VERSION-torch$TORCH_PIN-$PLANNED_TAG"/mmcv-*.whl >/dev/null 2>&1; then
+    build_need=$BUILD_MB
+  fi
+  venv_dir=$(existing_dir "$VENV"); tmp_dir=$(existing_dir "${TMPDIR:-/tmp}")
+  if [ "$build_need" = 0 ]; then
+    echo "$(mount_of "$venv_dir") $venv_need $(free_mb "$venv_dir") $venv_what"
+  elif [ "$(mount_of "$venv_dir")" = "$(mount_of "$tmp_dir")" ]; then
+    echo "$(mount_of "$venv_dir") $(( venv_need + build_need )) $(free_mb "$venv_dir") $venv_what $(gb "$venv_need") GB, building mmcv $(gb "$build_need") GB"
+  else
+    echo "$(mount_of "$venv_dir") $venv_need $(free_mb "$venv_dir") $venv_what"
+    echo "$(mount_of "$tmp_dir") $build_need $(free_mb "$tmp_dir") building mmcv in TMPDIR"
+  fi
+}
+
 if [ "$CHECK_ONLY" = 1 ]; then
   say "python: $PY ($(( PY_MINOR / 100 )).$(( PY_MINOR % 100 ))), constraints: ${CONSTRAINTS#"$ROOT"/}, venv: $VENV"
+  while read -r mount need free what; do
+    say "disk: $mount needs $(gb "$need") GB ($what), has $(gb "$free") GB free$([ "$free" -ge "$need" ] || echo ': too little')"
+  done < <(disk_needs)
   exit 0
 fi
 
@@ -60,8 +97,9 @@ fi
 command -v g++ >/dev/null || die "no C++ compiler (g++): install build-essential (Debian: apt-get install g++)"
 "$PY" -c 'import sysconfig, os, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
   || die "Python headers missing: install the -dev package of $PY (e.g. python3.12-dev)"
-avail_kb=$(df -Pk "$ROOT" | awk 'NR==2 {print $4}')
-[ "${avail_kb:-0}" -gt $((8 * 1024 * 1024)) ] || die "less than 8 GB free on $(df -P "$ROOT" | awk 'NR==2 {print $6}'): torch alone takes 5.5 GB; free some disk"
+while read -r mount need free what; do
+  [ "$free" -ge "$need" ] || die "$(gb "$free") GB free on $mount; this set-up writes about $(gb "$need") GB there ($what): free some disk, or set TSD_VENV (the environment) or TMPDIR (the mmcv build) to a disk with room"
+done < <(disk_needs)
 
 # ---- venv and pinned packages ------------------------------------------------------------------
 if [ ! -x "$VENV/bin/python" ]; then

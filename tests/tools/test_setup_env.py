@@ -1,10 +1,12 @@
-"""tools/setup_env.sh's choice of interpreter and constraint set (Python 3.10-3.12), via --check.
+"""tools/setup_env.sh: its choice of interpreter and constraints (3.10-3.12), and its disk check.
 
 Not an equation of the paper. Fake interpreters answer the script's one version query, so the test
 needs no second Python; the real install is what `make test` itself runs on.
 """
 import os
 import os.path as osp
+import re
+import shutil
 import subprocess
 
 import pytest
@@ -62,3 +64,74 @@ def test_py310_constraints_pin_the_same_stack():
     main, py310 = pins('constraints.txt'), pins('constraints-py310.txt')
     for package in ('torch', 'torchvision', 'mmengine', 'mmdet', 'mmcv', 'pycocotools'):
         assert main[package] == py310[package], package
+
+
+# ---- the disk check: how much the set-up writes where, and a clear stop when it does not fit ----
+
+_DISK_LINE = re.compile(
+    r'disk: (\S+) needs (\d+\.\d) GB \((.*)\), has (\d+\.\d) GB free(: too little)?')
+
+
+def _disk_lines(proc):
+    assert proc.returncode == 0, proc.stderr
+    lines = [line for line in proc.stdout.splitlines() if 'disk:' in line]
+    return [_DISK_LINE.search(line).groups() for line in lines]
+
+
+def _check_env(tmp_path, **extra):
+    env = dict(os.environ, TSD_PYTHON=_fake_python(tmp_path, '3.11'),
+               TSD_VENV=str(tmp_path / 'venv'), TSD_CACHE=str(tmp_path / 'cache'),
+               TMPDIR=str(tmp_path))
+    env.update(extra)
+    return env
+
+
+def _run(env, *args):
+    return subprocess.run(['bash', osp.join(ROOT, 'tools', 'setup_env.sh'), *args], env=env,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_check_says_a_fresh_set_up_needs_the_venv_and_the_mmcv_build(tmp_path):
+    (mount, need, what, free, too_little), = _disk_lines(_run(_check_env(tmp_path), '--check'))
+    assert 'a new venv with torch' in what and 'building mmcv' in what
+    venv_gb, build_gb = (float(x) for x in re.findall(r'(\d+\.\d) GB', what))
+    assert abs(venv_gb + build_gb - float(need)) <= 0.1 and venv_gb > 5 and build_gb > 0
+    assert mount == subprocess.run(['df', '-P', str(tmp_path)], capture_output=True, text=True
+                                   ).stdout.splitlines()[1].split()[5]
+    assert abs(float(free) - shutil.disk_usage(tmp_path).free / 2**30) < 0.5
+    assert bool(too_little) == (float(free) < float(need))
+
+
+def test_a_cached_mmcv_wheel_drops_the_build(tmp_path):
+    with open(osp.join(ROOT, 'requirements', 'constraints.txt')) as f:
+        torch_pin = next(line.split('==')[1].strip() for line in f if line.startswith('torch=='))
+    wheel_dir = tmp_path / 'cache' / 'wheels' / f'mmcv-2.1.0-torch{torch_pin}-cp311'
+    fresh, = _disk_lines(_run(_check_env(tmp_path), '--check'))
+    wheel_dir.mkdir(parents=True)
+    (wheel_dir / 'mmcv-2.1.0-cp311-cp311-linux_x86_64.whl').write_bytes(b'')
+    cached, = _disk_lines(_run(_check_env(tmp_path), '--check'))
+    assert 'building mmcv' not in cached[2] and float(cached[1]) < float(fresh[1])
+
+
+def test_a_separate_tmpdir_is_checked_on_its_own(tmp_path):
+    if not osp.isdir('/dev/shm') or os.stat('/dev/shm').st_dev == os.stat(tmp_path).st_dev:
+        pytest.skip('needs a TMPDIR on another filesystem than the venv')
+    lines = _disk_lines(_run(_check_env(tmp_path, TMPDIR='/dev/shm'), '--check'))
+    assert [line[2].startswith('a new venv') for line in lines] == [True, False]
+    assert lines[1][0] == '/dev/shm' and lines[1][2] == 'building mmcv in TMPDIR'
+
+
+def test_too_little_disk_stops_before_writing_anything(tmp_path):
+    """A df that reports 1000 MB free: the real set-up (not --check) must stop with what to do."""
+    bin_dir = tmp_path / 'bin'
+    bin_dir.mkdir()
+    (bin_dir / 'df').write_text(
+        '#!/bin/sh\necho "Filesystem 1M-blocks Used Available Capacity Mounted on"\n'
+        'echo "fakefs 5000 4000 1000 80% /fake"\n')
+    (bin_dir / 'df').chmod(0o755)
+    env = _check_env(tmp_path, PATH=f'{bin_dir}:{os.environ["PATH"]}')
+    proc = _run(env)
+    assert proc.returncode != 0
+    assert '1.0 GB free on /fake; this set-up writes about' in proc.stderr, proc.stderr
+    assert 'TSD_VENV' in proc.stderr and 'TMPDIR' in proc.stderr
+    assert not (tmp_path / 'venv').exists() and not (tmp_path / 'cache').exists()
