@@ -30,8 +30,12 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
 _KERNEL = os.path.join('mmcv', 'ops', 'csrc', 'pytorch', 'cuda', 'deform_roi_pool_cuda.cu')
 
 
-def find_source(path):
-    """mmcv's source tree from a folder or a source release (``mmcv-2.1.0.tar.gz``)."""
+def find_source(path, unpack_to):
+    """mmcv's source tree from a folder or a source release (``mmcv-2.1.0.tar.gz``).
+
+    A release has its op sources unpacked into ``unpack_to`` (``build`` gives a folder in its build
+    directory, so nothing is left behind in the temporary directory and a rebuild reuses it).
+    """
     if os.path.isdir(path):
         for root in (path, *(os.path.join(path, d) for d in sorted(os.listdir(path)))):
             if os.path.isfile(os.path.join(root, _KERNEL)):
@@ -39,20 +43,19 @@ def find_source(path):
         raise FileNotFoundError(f'{path}: no {_KERNEL} in it or in a folder beside it')
     if not tarfile.is_tarfile(path):
         raise FileNotFoundError(f'{path}: neither a folder nor a source release (.tar.gz)')
-    out = tempfile.mkdtemp(prefix='mmcv-src-')
     with tarfile.open(path) as tar:
         members = [m for m in tar.getmembers() if '/mmcv/ops/csrc/' in m.name and m.isfile()]
-        tar.extractall(out, members=members, filter='data')
-    return find_source(out)
+        tar.extractall(unpack_to, members=members, filter='data')
+    return find_source(unpack_to, unpack_to)
 
 
 def build(mmcv_src, build_dir=None, verbose=False):
     """Compiles (or reuses) the op; returns the loaded module with ``forward``/``backward``."""
     from torch.utils.cpp_extension import load
-    root = find_source(mmcv_src)
     build_dir = build_dir or os.path.join(
         os.environ.get('TORCH_EXTENSIONS_DIR', tempfile.gettempdir()), 'mmcv_deform_roi_pool')
     os.makedirs(build_dir, exist_ok=True)
+    root = find_source(mmcv_src, os.path.join(build_dir, 'mmcv-src'))
     binding = os.path.join(build_dir, 'binding.cpp')
     with open(binding, 'w') as f:
         f.write(_BINDING)

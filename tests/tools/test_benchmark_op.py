@@ -44,8 +44,8 @@ def test_mmcv_source_from_folder_and_release(tmp_path):
     root = tmp_path / 'mmcv-2.1.0'
     (root / KERNEL).parent.mkdir(parents=True)
     (root / KERNEL).write_text('// kernel')
-    assert mmcv_op.find_source(str(root)) == str(root)
-    assert mmcv_op.find_source(str(tmp_path)) == str(root)  # the release's top folder, beside it
+    assert mmcv_op.find_source(str(root), None) == str(root)
+    assert mmcv_op.find_source(str(tmp_path), None) == str(root)  # the release's top folder
     release = tmp_path / 'mmcv-2.1.0.tar.gz'
     with tarfile.open(release, 'w:gz') as tar:
         tar.add(root, arcname='mmcv-2.1.0')
@@ -53,17 +53,19 @@ def test_mmcv_source_from_folder_and_release(tmp_path):
         info = tarfile.TarInfo('mmcv-2.1.0/setup.py')
         info.size = len(setup)
         tar.addfile(info, io.BytesIO(setup))
-    found = mmcv_op.find_source(str(release))
-    assert found != str(root) and open(f'{found}/{KERNEL}').read() == '// kernel'
+    unpacked = tmp_path / 'build' / 'mmcv-src'
+    found = mmcv_op.find_source(str(release), str(unpacked))
+    assert found == str(unpacked / 'mmcv-2.1.0') and open(f'{found}/{KERNEL}').read() == '// kernel'
+    assert mmcv_op.find_source(str(release), str(unpacked)) == found  # a rebuild unpacks in place
 
 
 def test_mmcv_source_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match='no mmcv/ops/csrc'):
-        mmcv_op.find_source(str(tmp_path))
+        mmcv_op.find_source(str(tmp_path), None)
     not_a_release = tmp_path / 'notes.txt'
     not_a_release.write_text('x')
     with pytest.raises(FileNotFoundError, match='neither a folder nor a source release'):
-        mmcv_op.find_source(str(not_a_release))
+        mmcv_op.find_source(str(not_a_release), None)
 
 
 def test_mmcv_op_is_skipped_without_cuda(monkeypatch):
