@@ -1,8 +1,7 @@
 """Dataset set-up shared by tools/train.py and tools/test.py: overrides, generation and checks.
 
-- ``apply_data_overrides``: ``--cfg-options data_root=... metainfo.classes=[...]`` changes the
-  config's top-level variables, which the dataloaders copied when the file was read; this carries
-  the new values into every dataset, evaluator ``ann_file`` and ``num_classes``.
+- ``apply_data_overrides`` (from ``tsd_mmdet.utils.config``): ``--cfg-options data_root=...
+  metainfo.classes=[...]`` reach every dataset, evaluator ``ann_file`` and ``num_classes``.
 - ``ensure_default_dataset``: generates data/shapes, and its OpenImages copy data/shapes_openimages
   (tools/data/generate_shapes.py), when a dataset points at one and it is missing or stale.
 - ``check_datasets``: before the runner is built, fails with a message that names the path and
@@ -23,7 +22,14 @@ from collections.abc import Iterator
 from mmengine.config import Config, ConfigDict
 from mmengine.logging import print_log
 
-SPLITS = ('train', 'val', 'test')
+from tsd_mmdet.utils.config import (  # noqa: F401  (apply_data_overrides: the tools' import)
+    SPLITS,
+    apply_data_overrides,
+    iter_datasets,
+    iter_evaluators,
+    resolve_dataset_paths,
+    split_of,
+)
 
 
 class DatasetCheckError(ValueError):
@@ -36,104 +42,6 @@ def _load_generator():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def iter_datasets(cfg: Config, splits=SPLITS) -> Iterator[tuple[str, ConfigDict]]:
-    """Yield ``(key, dataset_cfg)`` for each leaf dataset of ``<split>_dataloader``, looking
-    through dataset wrappers.
-
-    ``key`` is the dotted path to give ``--cfg-options``, e.g. ``train_dataloader.dataset``.
-    """
-    def leaves(key, ds):
-        if 'dataset' in ds:
-            yield from leaves(f'{key}.dataset', ds.dataset)
-        elif 'datasets' in ds:
-            for i, sub in enumerate(ds.datasets):
-                yield from leaves(f'{key}.datasets.{i}', sub)
-        else:
-            yield key, ds
-
-    for split in splits:
-        loader = cfg.get(f'{split}_dataloader')
-        if loader is not None and loader.get('dataset') is not None:
-            yield from leaves(f'{split}_dataloader.dataset', loader.dataset)
-
-
-def _split_of(key: str) -> str:
-    """``'val'`` for ``'val_dataloader.dataset'`` and for ``'val_evaluator.0'``."""
-    return key.split('_', 1)[0]
-
-
-def _evaluators(cfg: Config, splits=SPLITS) -> Iterator[tuple[str, ConfigDict]]:
-    for name in (f'{split}_evaluator' for split in splits if split != 'train'):
-        ev = cfg.get(name)
-        for i, metric in enumerate(ev if isinstance(ev, list) else [ev] if ev else []):
-            yield (f'{name}.{i}' if isinstance(ev, list) else name), metric
-
-
-def apply_data_overrides(cfg: Config, options: dict | None) -> None:
-    """Carry ``data_root`` and ``metainfo.classes`` given on the command line everywhere.
-
-    Called before ``cfg.merge_from_dict(options)``, so that keys given in full (e.g.
-    ``val_dataloader.dataset.data_root``) still win.
-    """
-    options = options or {}
-    new_root = options.get('data_root')
-    classes = options.get('metainfo.classes')
-    if classes is None and isinstance(options.get('metainfo'), dict):
-        classes = options['metainfo'].get('classes')
-    if new_root is None and classes is None:
-        return
-    old_root = cfg.get('data_root')
-    split_anns = {}  # split -> (annotation file the dataset read before, after)
-    for key, ds in iter_datasets(cfg):
-        before = _resolve(ds)[0]
-        if new_root is not None:
-            ds.data_root = new_root
-        if classes is not None:
-            ds.metainfo = dict(ds.get('metainfo') or {}, classes=list(classes))
-        split_anns.setdefault(_split_of(key), (before, _resolve(ds)[0]))
-    if new_root is not None:
-        for key, metric in _evaluators(cfg):
-            ann = metric.get('ann_file')
-            if not isinstance(ann, str):
-                continue
-            # The metric scores the split's dataset: it follows that dataset's annotation file,
-            # whatever the config's top-level data_root variable says.
-            before, after = split_anns.get(_split_of(key), (None, None))
-            if before is not None and osp.normpath(ann) == osp.normpath(before):
-                metric.ann_file = after
-            elif old_root and ann.startswith(old_root):
-                metric.ann_file = osp.join(new_root, ann[len(old_root):].lstrip('/'))
-    if classes is not None:
-        old_num = len((cfg.get('metainfo') or {}).get('classes', ()))
-
-        def set_num_classes(node):
-            if isinstance(node, dict):
-                if node.get('num_classes') == old_num:
-                    node['num_classes'] = len(classes)
-                for value in node.values():
-                    set_num_classes(value)
-            elif isinstance(node, list):
-                for value in node:
-                    set_num_classes(value)
-
-        if old_num:
-            set_num_classes(cfg.model)
-    print_log(f'dataset overrides applied to every dataloader and evaluator: '
-              f'data_root={new_root!r} classes={classes!r}', logger='current')
-
-
-def _resolve(ds: ConfigDict) -> tuple[str | None, str | None]:
-    """The annotation file and image folder a dataset will read, as mmengine's BaseDataset joins
-    them with ``data_root``."""
-    root = ds.get('data_root') or ''
-    ann = ds.get('ann_file')
-    if ann and not osp.isabs(ann):
-        ann = osp.join(root, ann)
-    prefix = (ds.get('data_prefix') or {}).get('img', '')
-    img_dir = prefix if osp.isabs(prefix) else osp.join(root, prefix)
-    return ann or None, img_dir or '.'
 
 
 def ensure_default_dataset(cfg: Config, splits=SPLITS) -> None:
@@ -397,8 +305,8 @@ def check_datasets(cfg: Config, splits=SPLITS) -> None:
     checked = []
     dataset_anns = {}  # split -> the annotation file its (first) dataset reads
     for key, ds in iter_datasets(cfg, splits):
-        ann, img_dir = _resolve(ds)
-        dataset_anns.setdefault(_split_of(key), ann)
+        ann, img_dir = resolve_dataset_paths(ds)
+        dataset_anns.setdefault(split_of(key), ann)
         if any('://' in p for p in (ann or '', img_dir)):
             continue
         where = f'{key}: data_root={ds.get("data_root")!r}'
@@ -433,7 +341,7 @@ def check_datasets(cfg: Config, splits=SPLITS) -> None:
         elif ds.get('label_file') is not None:
             _check_openimages(key, ds, ann, img_dir, cache, cfg.get('model', {}).get('roi_head'))
         checked.append(ann)
-    for key, metric in _evaluators(cfg, splits):
+    for key, metric in iter_evaluators(cfg, splits):
         ann = metric.get('ann_file')
         if isinstance(ann, str) and '://' not in ann:
             if not osp.isfile(ann):
@@ -441,7 +349,7 @@ def check_datasets(cfg: Config, splits=SPLITS) -> None:
                                         f'--cfg-options {key}.ann_file=...')
             if ann.endswith('.json'):
                 coco = _load_coco(ann, f'{key}.ann_file', cache)
-                _check_metric_matches_dataset(key, ann, coco, dataset_anns.get(_split_of(key)),
+                _check_metric_matches_dataset(key, ann, coco, dataset_anns.get(split_of(key)),
                                               cache)
             checked.append(ann)
     if checked:
