@@ -7,10 +7,11 @@ eq. 4 (P-hat_r = P + delta_R) and the branches H_1^D (classification), H_2^D (re
 import torch
 from mmdet.models.roi_heads.bbox_heads import BBoxHead
 from mmdet.models.task_modules.samplers import SamplingResult
-from mmdet.models.utils import multi_apply
 from mmdet.registry import MODELS
 from mmengine.config import ConfigDict
 from torch import Tensor, nn
+
+from .bbox_targets import bbox_targets
 
 MANNERS = ('pointwise', 'proposalwise')
 
@@ -199,6 +200,12 @@ class TSDBBoxHead(BBoxHead):
                     rois: Tensor | None = None) -> tuple:
         """BBoxHead.get_targets, with positives encoded against ``rois`` when given.
 
+        A positive whose ground-truth box or RoI has no width or height (zero-size or inverted;
+        mmdet's sampler adds each ground-truth box as a proposal) gets box target 0 and box
+        weight 0 and sends no gradient through its target: no L_loc^D from it and, with attached
+        targets, none to delta_r (:func:`~tsd_mmdet.models.bbox_heads.bbox_targets.bbox_targets`).
+        It still counts as a positive for classification. Every valid box is encoded as before.
+
         Args:
             sampling_results (list[SamplingResult]): Sampling results of the batch.
             rcnn_train_cfg (ConfigDict): ``train_cfg`` of R-CNN.
@@ -213,19 +220,7 @@ class TSDBBoxHead(BBoxHead):
             tuple: labels (K,), label_weights (K,), bbox_targets (K, 4), bbox_weights (K, 4)
             (lists per image if not ``concat``).
         """
-        if rois is None:
-            return super().get_targets(sampling_results, rcnn_train_cfg, concat=concat)
-        img_rois = rois.split([len(res.priors) for res in sampling_results])
-        targets = multi_apply(
-            self._get_targets_single,
-            [r[:len(res.pos_priors), 1:] for r, res in zip(img_rois, sampling_results)],
-            [res.neg_priors for res in sampling_results],
-            [res.pos_gt_bboxes for res in sampling_results],
-            [res.pos_gt_labels for res in sampling_results],
-            cfg=rcnn_train_cfg)
-        if concat:
-            return tuple(torch.cat(t, 0) for t in targets)
-        return targets
+        return bbox_targets(self, sampling_results, rcnn_train_cfg, concat=concat, rois=rois)
 
     def loss_and_target(self,
                         cls_score: Tensor,

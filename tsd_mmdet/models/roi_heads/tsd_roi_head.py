@@ -13,7 +13,7 @@ from mmdet.structures.bbox import bbox2roi, bbox_overlaps, get_box_tensor
 from mmdet.utils import ConfigType, InstanceList, OptConfigType
 from torch import Tensor, nn
 
-from ..bbox_heads import TSDBBoxHead
+from ..bbox_heads import TSDBBoxHead, bbox_targets
 from ..roi_extractors import TSDRoIExtractor
 from .sibling_checkpoint import SiblingTolerantLoadMixin
 
@@ -158,13 +158,10 @@ class TSDRoIHead(SiblingTolerantLoadMixin, StandardRoIHead):
             rcnn_train_cfg=self.train_cfg)
         losses = dict(tsd['loss_bbox'])
         if self.with_sibling:
-            sibling = self.sibling_head.loss_and_target(
-                cls_score=bbox_results['sibling_cls_score'],
-                bbox_pred=bbox_results['sibling_bbox_pred'],
-                rois=rois,
-                sampling_results=sampling_results,
-                rcnn_train_cfg=self.train_cfg)
-            losses.update(sibling['loss_bbox'])
+            # mmdet's loss_and_target, with degenerate positives dropped as for TSD (bbox_targets).
+            losses.update(self.sibling_head.loss(
+                bbox_results['sibling_cls_score'], bbox_results['sibling_bbox_pred'], rois,
+                *bbox_targets(self.sibling_head, sampling_results, self.train_cfg)))
             labels = tsd['bbox_targets'][0]
             if self.pc_cls is not None:
                 losses['loss_pc_cls'] = self.pc_cls(
