@@ -1,9 +1,10 @@
-"""Test (and evaluate) a detector: mmdet's tools/test.py, with TSD registered and the data checked.
+"""Test (and evaluate) a detector: mmdet's tools/test.py, with TSD registered and TSDRunner.
 
 Same interface as mmdet 3.x's tools/test.py. On top of it: ``import tsd_mmdet``; ``--cfg-options
-data_root=... metainfo.classes="[a,b]"`` reach every dataloader and metric; the test dataset and
-metric annotation file are checked before the runner is built (tools/dataset_check.py); without
-CUDA, distributed runs use gloo and SyncBN becomes BN (tools/cpu_dist.py).
+data_root=... metainfo.classes="[a,b]"`` reach every dataloader and metric
+(``tsd_mmdet.utils.load_config``); a config without ``runner_type`` runs with ``TSDRunner`` (the
+test data and metric checked before the loader is built, SyncBN -> BN and gloo without CUDA); an
+unreadable checkpoint stops with one line.
 """
 import argparse
 import os
@@ -11,18 +12,15 @@ import os.path as osp
 import warnings
 from copy import deepcopy
 
-from cpu_dist import adapt_to_cpu, close_process_group
-from dataset_check import DatasetCheckError, apply_data_overrides, check_datasets
 from mmdet.engine.hooks.utils import trigger_visualization_hook
 from mmdet.evaluation import DumpDetResults
-from mmdet.registry import RUNNERS
 from mmdet.utils import setup_cache_size_limit_of_dynamo
 from mmengine import ConfigDict
-from mmengine.config import Config, DictAction
-from mmengine.runner import Runner
+from mmengine.config import DictAction
+from mmengine.registry import RUNNERS
 
-import tsd_mmdet  # noqa: F401  (registers TSD's modules)
-from tsd_mmdet.utils import CheckpointError
+from tsd_mmdet.engine import CheckpointError
+from tsd_mmdet.utils import close_process_group, load_config
 
 
 def parse_args():
@@ -65,11 +63,8 @@ def main():
     # Reduce the number of repeated compilations and improve testing speed.
     setup_cache_size_limit_of_dynamo()
 
-    cfg = Config.fromfile(args.config)
+    cfg = load_config(args.config, args.cfg_options)
     cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        apply_data_overrides(cfg, args.cfg_options)
-        cfg.merge_from_dict(args.cfg_options)
 
     # work_dir is determined in this priority: CLI > segment in file > filename
     if args.work_dir is not None:
@@ -108,16 +103,8 @@ def main():
         cfg.model = ConfigDict(**cfg.tta_model, module=cfg.model)
         cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
 
-    try:
-        check_datasets(cfg, ('test',))
-    except DatasetCheckError as e:
-        raise SystemExit(f'dataset error: {e}') from None
-    adapt_to_cpu(cfg, args.launcher)
-
-    if 'runner_type' not in cfg:
-        runner = Runner.from_cfg(cfg)
-    else:
-        runner = RUNNERS.build(cfg)
+    cfg.setdefault('runner_type', 'TSDRunner')
+    runner = RUNNERS.build(cfg)
 
     # add `DumpResults` dummy metric
     if args.out is not None:

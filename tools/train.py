@@ -1,33 +1,21 @@
-"""Train a detector: mmdet's tools/train.py, with TSD registered and the data checked first.
+"""Train a detector: mmdet's tools/train.py, with TSD registered and TSDRunner by default.
 
-Same interface as mmdet 3.x's tools/train.py. On top of it:
-- ``import tsd_mmdet`` registers TSD's modules, so configs need no ``custom_imports``;
-- ``--cfg-options data_root=... metainfo.classes="[a,b]"`` reach every dataloader and metric
-  (tools/dataset_check.py);
-- a config whose data lives in data/shapes (or its OpenImages copy, data/shapes_openimages)
-  generates that dataset when it is missing;
-- the datasets are checked (paths, COCO json or OpenImages CSVs, classes) before the runner is
-  built;
-- without CUDA, distributed runs use gloo and SyncBN becomes BN (tools/cpu_dist.py).
+Same interface as mmdet 3.x's tools/train.py. On top of it: ``import tsd_mmdet`` registers TSD's
+modules; ``--cfg-options data_root=... metainfo.classes="[a,b]"`` reach every dataloader, metric
+and ``num_classes`` (``tsd_mmdet.utils.load_config``); a config without ``runner_type`` runs with
+``TSDRunner`` (the generated data made when missing, the data checked before the loaders are
+built, SyncBN -> BN and gloo without CUDA); an unreadable checkpoint stops with one line.
 """
 import argparse
 import os
 import os.path as osp
 
-from cpu_dist import adapt_to_cpu, close_process_group
-from dataset_check import (
-    DatasetCheckError,
-    apply_data_overrides,
-    check_datasets,
-    ensure_default_dataset,
-)
 from mmdet.utils import setup_cache_size_limit_of_dynamo
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
 
-import tsd_mmdet  # noqa: F401  (registers TSD's modules)
-from tsd_mmdet.utils import CheckpointError
+from tsd_mmdet.engine import CheckpointError
+from tsd_mmdet.utils import close_process_group, load_config
 
 
 def parse_args():
@@ -67,11 +55,8 @@ def main():
     # Reduce the number of repeated compilations and improve training speed.
     setup_cache_size_limit_of_dynamo()
 
-    cfg = Config.fromfile(args.config)
+    cfg = load_config(args.config, args.cfg_options)
     cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        apply_data_overrides(cfg, args.cfg_options)
-        cfg.merge_from_dict(args.cfg_options)
 
     # work_dir is determined in this priority: CLI > segment in file > filename
     if args.work_dir is not None:
@@ -99,18 +84,8 @@ def main():
         cfg.resume = True
         cfg.load_from = args.resume
 
-    splits = ('train', 'val') if cfg.get('val_cfg') and cfg.get('val_dataloader') else ('train',)
-    try:
-        ensure_default_dataset(cfg, splits)
-        check_datasets(cfg, splits)
-    except DatasetCheckError as e:
-        raise SystemExit(f'dataset error: {e}') from None
-    adapt_to_cpu(cfg, args.launcher)
-
-    if 'runner_type' not in cfg:
-        runner = Runner.from_cfg(cfg)
-    else:
-        runner = RUNNERS.build(cfg)
+    cfg.setdefault('runner_type', 'TSDRunner')
+    runner = RUNNERS.build(cfg)
     try:
         runner.train()
     except CheckpointError as e:  # unreadable load_from / resume checkpoint: one line

@@ -3,7 +3,7 @@
 # MobileNetV2's default four outputs (strides 4, 8, 16, 32; 24, 32, 96, 1280 channels), ImageNet
 # weights as mmdet's YOLOv3, BN frozen (norm_eval) and the stem + first stage frozen as ResNet's.
 # TSD twin: configs/tsd/tsd-faster-rcnn_mobilenetv2_fpn_1x_coco.py.
-_base_ = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
+_base_ = ['mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py', '../tsd/_base_/tsd_runtime.py']
 
 model = dict(
     backbone=dict(

@@ -1,5 +1,5 @@
 # Faster R-CNN, a half-width ResNet-18 from scratch + a narrow FPN, on the generated "shapes"
-# dataset (tools/data/generate_shapes.py): the baseline that tsd-faster-rcnn_r18_fpn_shapes.py
+# dataset (tsd_mmdet.datasets.shapes): the baseline that tsd-faster-rcnn_r18_fpn_shapes.py
 # changes only in its RoI head. 800 iterations of batch 4 at 320 px take about 6 min on 2 CPU
 # cores and reach AP50 0.57 / AP75 0.32 on the validation split (see docs/results.md).
 #
@@ -12,9 +12,12 @@
 #   test_dataloader.dataset.data_root   val_evaluator.ann_file  test_evaluator.ann_file
 #   {train,val,test}_dataloader.dataset.metainfo.classes
 #   model.roi_head.bbox_head.num_classes (and model.roi_head.sibling_head.num_classes for TSD)
+# TSDRunner, NonFiniteGuardHook and custom_imports come from ../tsd/_base_/tsd_runtime.py: mmdet's
+# own tools/train.py and tools/test.py run this config as ours do (data checks and guard included).
 _base_ = [
     'mmdet::_base_/models/faster-rcnn_r50_fpn.py',
     'mmdet::_base_/default_runtime.py',
+    '../tsd/_base_/tsd_runtime.py',
 ]
 
 data_root = 'data/shapes/'

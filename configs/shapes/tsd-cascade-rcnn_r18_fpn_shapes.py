@@ -9,8 +9,6 @@
 # model.roi_head.sibling_head.{0,1,2}.num_classes.
 _base_ = ['./cascade-rcnn_r18_fpn_shapes.py', '../tsd/_base_/tsd_head.py']
 
-custom_imports = dict(imports=['tsd_mmdet'], allow_failed_imports=False)
-
 model = dict(
     roi_head=dict(
         type='TSDCascadeRoIHead',

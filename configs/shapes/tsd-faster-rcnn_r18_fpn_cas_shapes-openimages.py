@@ -8,8 +8,6 @@
 # Data keys to override: see faster-rcnn_r18_fpn_cas_shapes-openimages.py.
 _base_ = ['./faster-rcnn_r18_fpn_cas_shapes-openimages.py', '../tsd/_base_/tsd_head.py']
 
-custom_imports = dict(imports=['tsd_mmdet'], allow_failed_imports=False)
-
 model = dict(
     roi_head=dict(
         type='TSDRoIHead',

@@ -12,8 +12,6 @@
 # both heads follows).
 _base_ = ['./faster-rcnn_r18_fpn_shapes.py', '../tsd/_base_/tsd_head.py']
 
-custom_imports = dict(imports=['tsd_mmdet'], allow_failed_imports=False)
-
 model = dict(
     roi_head=dict(
         type='TSDRoIHead',

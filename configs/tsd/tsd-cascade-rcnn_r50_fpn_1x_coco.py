@@ -5,9 +5,8 @@
 # losses are the base's; boxes passed between stages are the TSD regression decoded from P-hat_r.
 # Head options from _base_/tsd_head.py (tsd_cascade_bbox_heads), as tsd-faster-rcnn_r50_fpn_1x_coco.py.
 # Baseline twin: mmdet::cascade_rcnn/cascade-rcnn_r50_fpn_1x_coco.py.
-_base_ = ['mmdet::cascade_rcnn/cascade-rcnn_r50_fpn_1x_coco.py', './_base_/tsd_head.py']
-
-custom_imports = dict(imports=['tsd_mmdet'], allow_failed_imports=False)
+_base_ = ['mmdet::cascade_rcnn/cascade-rcnn_r50_fpn_1x_coco.py', './_base_/tsd_head.py',
+          './_base_/tsd_runtime.py']
 
 model = dict(
     roi_head=dict(

@@ -5,9 +5,8 @@
 # box head, trained jointly on F (pooled from P) and used by PC; never run at inference. Set
 # sibling_head=None (and pc_cls=pc_loc=None) for TSD w/o joint training.
 # Train with mmdet's own tools: `python tools/train.py <this file>` (custom_imports registers TSD).
-_base_ = ['mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py', './_base_/tsd_head.py']
-
-custom_imports = dict(imports=['tsd_mmdet'], allow_failed_imports=False)
+_base_ = ['mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py', './_base_/tsd_head.py',
+          './_base_/tsd_runtime.py']
 
 model = dict(
     roi_head=dict(

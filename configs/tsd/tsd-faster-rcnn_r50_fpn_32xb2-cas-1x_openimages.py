@@ -4,9 +4,8 @@
 # head trains jointly as the sibling head. Dataset and metric (OpenImagesMetric, AP@0.5) are the
 # base's. (The paper used the V5 challenge set, 500 classes: mmdet's *_openimages-challenge.py.)
 # Baseline twin: mmdet::openimages/faster-rcnn_r50_fpn_32xb2-cas-1x_openimages.py.
-_base_ = ['mmdet::openimages/faster-rcnn_r50_fpn_32xb2-cas-1x_openimages.py', './_base_/tsd_head.py']
-
-custom_imports = dict(imports=['tsd_mmdet'], allow_failed_imports=False)
+_base_ = ['mmdet::openimages/faster-rcnn_r50_fpn_32xb2-cas-1x_openimages.py', './_base_/tsd_head.py',
+          './_base_/tsd_runtime.py']
 
 model = dict(
     roi_head=dict(
@@ -16,3 +15,16 @@ model = dict(
         sibling_head={{_base_.model.roi_head.bbox_head}},
         pc_cls={{_base_.tsd_pc_cls}},
         pc_loc={{_base_.tsd_pc_loc}}))
+
+# OpenImagesDataset keeps boxes under one pixel (its CSV boxes are fractions of the image), which
+# no box coder can encode: FilterAnnotations drops them after loading (TSDRunner's data check warns
+# with their count and images, and refuses a train pipeline without such a filter).
+train_pipeline = [
+    dict(type='LoadImageFromFile', backend_args=None),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(type='FilterAnnotations', min_gt_bbox_wh=(1, 1), keep_empty=False),
+    dict(type='Resize', scale=(1024, 800), keep_ratio=True),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackDetInputs')
+]
+train_dataloader = dict(dataset=dict(pipeline=train_pipeline))

@@ -4,9 +4,8 @@
 # trained on the sampled proposals P and run on the final TSD boxes at test time, as in Mask R-CNN.
 # Head options from _base_/tsd_head.py, as tsd-faster-rcnn_r50_fpn_1x_coco.py (§3.4: "the same as ... Faster R-CNN").
 # Baseline twin: mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py.
-_base_ = ['mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py', './_base_/tsd_head.py']
-
-custom_imports = dict(imports=['tsd_mmdet'], allow_failed_imports=False)
+_base_ = ['mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py', './_base_/tsd_head.py',
+          './_base_/tsd_runtime.py']
 
 model = dict(
     roi_head=dict(

@@ -10,7 +10,6 @@ import subprocess
 import sys
 
 import pytest
-from tool_loader import load_tool
 
 pytest.importorskip('mmdet')
 import torch  # noqa: E402
@@ -18,16 +17,13 @@ from mmdet.registry import MODELS  # noqa: E402
 from mmengine.config import Config  # noqa: E402
 
 import tsd_mmdet  # noqa: E402, F401  (registers TSD's modules)
+from tsd_mmdet.datasets import shapes as gs  # noqa: E402
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONVERTER = osp.join(ROOT, 'tools', 'model_converters', 'baseline_to_tsd.py')
 BASELINE = osp.join(ROOT, 'configs', 'shapes', 'faster-rcnn_r18_fpn_shapes.py')
 TSD = osp.join(ROOT, 'configs', 'shapes', 'tsd-faster-rcnn_r18_fpn_shapes.py')
 FINE_TUNE = osp.join(ROOT, 'configs', 'shapes', 'tsd-faster-rcnn_r18_fpn_shapes_ft-baseline.py')
-sys.path.insert(0, osp.join(ROOT, 'tools', 'data'))
-import generate_shapes as gs  # noqa: E402
-
-baseline_to_tsd = load_tool('model_converters/baseline_to_tsd.py')
 
 
 def _run(*args):
@@ -81,17 +77,16 @@ def test_cli_converts_and_reports(baseline_checkpoint, converted):
     assert torch.equal(state_dict['backbone.conv1.weight'], baseline['backbone.conv1.weight'])
 
 
-def test_cli_refuses_a_head_that_does_not_fit(baseline_checkpoint, tmp_path, monkeypatch):
+def test_cli_refuses_a_head_that_does_not_fit(baseline_checkpoint, tmp_path):
     out = tmp_path / 'tsd-init.pth'
     # Two classes for TSD (num_classes follows metainfo.classes), six in the baseline.
-    monkeypatch.setattr(sys, 'argv', [
-        CONVERTER, TSD, str(baseline_checkpoint), str(out), '--cfg-options',
-        'metainfo.classes=[disc,ring]'])
-    with pytest.raises(SystemExit) as error:
-        baseline_to_tsd.main()
-    message = str(error.value)
-    assert message.startswith(f'{baseline_checkpoint} cannot be converted to {TSD}')
+    proc = _run(CONVERTER, TSD, str(baseline_checkpoint), str(out), '--cfg-options',
+                'metainfo.classes=[disc,ring]')
+    assert proc.returncode == 1
+    message = proc.stderr.strip()
+    assert f'{baseline_checkpoint} cannot be converted to {TSD}' in message
     assert 'num_classes: baseline 6 (fc_cls has 7 outputs), TSD 2' in message
+    assert 'Traceback' not in message
     assert not out.exists()
 
 

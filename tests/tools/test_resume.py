@@ -14,11 +14,10 @@ import sys
 import pytest
 
 pytest.importorskip('mmdet')
+from tsd_mmdet.datasets import shapes as gs  # noqa: E402
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TSD = osp.join(ROOT, 'configs', 'shapes', 'tsd-faster-rcnn_r18_fpn_shapes.py')
-sys.path.insert(0, osp.join(ROOT, 'tools', 'data'))
-import generate_shapes as gs  # noqa: E402
 
 # Deterministic iterations: no flip, and every iteration reseeded (RoI sampling draws from torch's
 # RNG, which a resumed run has not advanced), so the runs differ only in what resume restores.

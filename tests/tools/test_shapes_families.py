@@ -9,10 +9,12 @@ import subprocess
 import sys
 
 import pytest
-from tool_loader import load_tool
 
 pytest.importorskip('mmdet')
+from mmengine.config import Config  # noqa: E402
 from mmengine.utils import get_installed_path  # noqa: E402
+
+from tsd_mmdet.datasets import shapes as gs  # noqa: E402
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOLS = osp.join(ROOT, 'tools')
@@ -27,23 +29,27 @@ FAMILIES = {
     'faster-rcnn-openimages': ('tsd-faster-rcnn_r18_fpn_cas_shapes-openimages.py', 'openimages',
                                ('openimages/AP50', 'openimages/mAP')),
 }
-# Seconds, not minutes: 1 iteration of 2 images at 128 px, few proposals and detections (score
-# threshold 0, so that the metrics have detections to score), no worker processes.
-SMALL = [
-    'train_cfg.max_iters=1', 'train_dataloader.batch_size=2', 'default_hooks.logger.interval=1',
-    'model.train_cfg.rpn_proposal.max_per_img=64', 'model.test_cfg.rpn.max_per_img=32',
-    'model.test_cfg.rcnn.score_thr=0.0', 'model.test_cfg.rcnn.max_per_img=20',
-    'train_dataloader.dataset.pipeline.2.scale=(128,128)',
-    'val_dataloader.dataset.pipeline.1.scale=(128,128)',
-    'test_dataloader.dataset.pipeline.1.scale=(128,128)',
-] + [f'{split}_dataloader.{key}' for split in ('train', 'val', 'test')
-     for key in ('num_workers=0', 'persistent_workers=False')]
+
+
+def _small(config: str) -> list[str]:
+    """Seconds, not minutes: 1 iteration of 2 images at 128 px, few proposals and detections
+    (score threshold 0, so that the metrics have detections to score), no worker processes."""
+    cfg = Config.fromfile(osp.join(SHAPES, config), import_custom_modules=False)
+    resize = {split: [t['type'] for t in cfg[f'{split}_dataloader'].dataset.pipeline].index(
+        'Resize') for split in ('train', 'val', 'test')}
+    return [
+        'train_cfg.max_iters=1', 'train_dataloader.batch_size=2',
+        'default_hooks.logger.interval=1', 'model.train_cfg.rpn_proposal.max_per_img=64',
+        'model.test_cfg.rpn.max_per_img=32', 'model.test_cfg.rcnn.score_thr=0.0',
+        'model.test_cfg.rcnn.max_per_img=20',
+    ] + [f'{split}_dataloader.dataset.pipeline.{i}.scale=(128,128)' for split, i in resize.items()
+         ] + [f'{split}_dataloader.{key}' for split in ('train', 'val', 'test')
+              for key in ('num_workers=0', 'persistent_workers=False')]
 
 
 @pytest.fixture(scope='module')
 def tiny_data(tmp_path_factory):
     """Data roots by format: COCO with masks, and its OpenImages copy."""
-    gs = load_tool('data/generate_shapes.py')
     coco = tmp_path_factory.mktemp('shapes')
     openimages = tmp_path_factory.mktemp('shapes_openimages')
     gs.generate_dataset(str(coco), num_train=6, num_val=3, min_image_size=64, max_image_size=128,
@@ -81,7 +87,8 @@ def _mmdet_data_options(data_format: str, root: str) -> list[str]:
 def test_mmdet_tools(family, tiny_data, tmp_path):
     config, data_format, keys = FAMILIES[family]
     work = tmp_path / 'work'
-    options = ['--cfg-options', *_mmdet_data_options(data_format, tiny_data[data_format]), *SMALL]
+    options = ['--cfg-options', *_mmdet_data_options(data_format, tiny_data[data_format]),
+               *_small(config)]
     log = _run(osp.join(MMDET_TOOLS, 'train.py'), osp.join(SHAPES, config), '--work-dir',
                str(work), *options)
     assert re.search(r'Iter\(train\) \[1/1\].*loss_pc_loc', log)
@@ -97,7 +104,7 @@ def test_our_tools(family, tiny_data, tmp_path):
     Our test.py on COCO data: tests/tools/test_train_test.py."""
     config, data_format, keys = FAMILIES[family]
     work = tmp_path / 'work'
-    options = ['--cfg-options', f'data_root={tiny_data[data_format]}', *SMALL]
+    options = ['--cfg-options', f'data_root={tiny_data[data_format]}', *_small(config)]
     log = _run(osp.join(TOOLS, 'train.py'), osp.join(SHAPES, config), '--work-dir', str(work),
                *options)
     assert 'dataset check passed' in log

@@ -16,22 +16,14 @@ report goes into the output's ``meta``. ``--cfg-options`` takes what training to
 import argparse
 import os
 import os.path as osp
-import sys
 
 import torch
 from mmdet.utils import register_all_modules
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 from mmengine.runner import CheckpointLoader
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # tools/
-from dataset_check import apply_data_overrides  # noqa: E402
-
-import tsd_mmdet  # noqa: E402, F401  (registers TSD's modules)
-from tsd_mmdet.utils.baseline_to_tsd import (  # noqa: E402
-    ConversionError,
-    convert,
-    unwrap_state_dict,
-)
+from tsd_mmdet.utils import load_config
+from tsd_mmdet.utils.baseline_to_tsd import ConversionError, convert, unwrap_state_dict
 
 
 def parse_args() -> argparse.Namespace:
@@ -51,10 +43,7 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     register_all_modules()
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options is not None:
-        apply_data_overrides(cfg, args.cfg_options)
-        cfg.merge_from_dict(args.cfg_options)
+    cfg = load_config(args.config, args.cfg_options)
     checkpoint = CheckpointLoader.load_checkpoint(args.baseline, map_location='cpu')
     try:
         state_dict, report = convert(cfg.model, unwrap_state_dict(checkpoint), seed=args.seed)

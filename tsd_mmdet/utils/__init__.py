@@ -1,19 +1,8 @@
-"""Utilities mmdet/mmengine do not give: checkpoint loading for torch >= 2.6, safe save and resume.
+"""Utilities mmdet/mmengine do not give: config loading, CPU distributed set-up, the converter.
 
-Not tied to an equation of the paper; imported by ``tsd_mmdet`` so the fixes apply on import.
+Not tied to an equation of the paper.
 """
-from .checkpoint import patch_mmengine_checkpoint_loading
-from .safe_resume import (
-    CheckpointError,
-    patch_mmengine_checkpoint_io,
-    resolve_resume_checkpoint,
-    save_checkpoint_atomic,
-)
+from .config import apply_data_overrides, load_config
+from .distributed import adapt_to_cpu, close_process_group
 
-patch_mmengine_checkpoint_loading()
-patch_mmengine_checkpoint_io()
-
-__all__ = [
-    'CheckpointError', 'patch_mmengine_checkpoint_io', 'patch_mmengine_checkpoint_loading',
-    'resolve_resume_checkpoint', 'save_checkpoint_atomic'
-]
+__all__ = ['adapt_to_cpu', 'apply_data_overrides', 'close_process_group', 'load_config']

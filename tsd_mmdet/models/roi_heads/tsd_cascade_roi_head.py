@@ -16,7 +16,7 @@ from torch import Tensor
 
 from ..bbox_heads import TSDBBoxHead
 from ..roi_extractors import TSDRoIExtractor
-from .sibling_checkpoint import SiblingTolerantLoadMixin
+from .sibling_tolerant_loading import SiblingTolerantLoadMixin
 from .tsd_roi_head import TSDRoIHead
 
 

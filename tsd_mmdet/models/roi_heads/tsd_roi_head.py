@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from ..bbox_heads import TSDBBoxHead, bbox_targets
 from ..roi_extractors import TSDRoIExtractor
-from .sibling_checkpoint import SiblingTolerantLoadMixin
+from .sibling_tolerant_loading import SiblingTolerantLoadMixin
 
 
 def _decode_class_boxes(head: nn.Module, priors: Tensor, bbox_pred: Tensor,

@@ -1,5 +1,7 @@
-"""Generate "shapes": a small, deterministic detection dataset for CPU experiments, in COCO format
-(boxes and instance masks) and, converted from it, in OpenImages V6 format.
+"""The generated "shapes" dataset: a small, deterministic detection dataset for CPU experiments,
+in COCO format (boxes and instance masks) and, converted from it, in OpenImages V6 format.
+
+Not an equation of the paper: the data the main job (``make demo``) and the tests train on.
 
 Six classes told apart by shape *and* texture (colours are random per object, so colour alone
 says nothing): disc/stripes, triangle/dots, square/checker, star/noise, ring/concentric and
@@ -44,10 +46,9 @@ Validation images carry image-level labels: the classes present (confidence 1) a
 from a generator of their own, ``default_rng([split_seed, index, 1])``: the COCO data does not
 depend on them.
 
-    python tools/data/generate_shapes.py --root data/shapes --num-train 600 --num-val 100 \
-        --openimages-root data/shapes_openimages
+    python tools/dataset_converters/generate_shapes.py --root data/shapes --num-train 600 \
+        --num-val 100 --openimages-root data/shapes_openimages
 """
-import argparse
 import csv
 import fcntl
 import io
@@ -56,7 +57,6 @@ import os
 import os.path as osp
 import pickle
 import shutil
-import time
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -382,7 +382,7 @@ def generate_dataset(root: str = DEFAULT_ROOT, **overrides) -> dict:
     return manifest
 
 
-def _read_manifest(root: str) -> dict | None:
+def read_manifest(root: str) -> dict | None:
     try:
         with open(osp.join(root, 'manifest.json')) as f:
             return json.load(f)
@@ -391,7 +391,7 @@ def _read_manifest(root: str) -> dict | None:
 
 
 def _is_current(root: str, params: dict) -> bool:
-    manifest = _read_manifest(root) or {}
+    manifest = read_manifest(root) or {}
     return (manifest.get('version') == GENERATOR_VERSION and manifest.get('params') == params
             and all(osp.isfile(osp.join(root, 'annotations', f'instances_{s}.json'))
                     for s in ('train', 'val')))
@@ -504,7 +504,7 @@ def generate_openimages(root: str = DEFAULT_OPENIMAGES_ROOT, coco_root: str = DE
         raise TypeError(
             f'unknown parameter(s) {sorted(unknown)}; known: {sorted(OPENIMAGES_PARAMS)}')
     params = {**OPENIMAGES_PARAMS, **overrides}
-    source = _read_manifest(coco_root)
+    source = read_manifest(coco_root)
     if source is None:
         raise FileNotFoundError(f'{coco_root}/manifest.json not found: generate the COCO dataset '
                                 f'first (ensure_dataset)')
@@ -569,7 +569,7 @@ def generate_openimages(root: str = DEFAULT_OPENIMAGES_ROOT, coco_root: str = DE
 
 
 def _is_current_openimages(root: str, coco_root: str, params: dict) -> bool:
-    manifest, source = _read_manifest(root) or {}, _read_manifest(coco_root) or {}
+    manifest, source = read_manifest(root) or {}, read_manifest(coco_root) or {}
     return (manifest.get('version') == GENERATOR_VERSION and manifest.get('params') == params
             and manifest.get('source') == dict(version=source.get('version'),
                                                params=source.get('params'))
@@ -586,46 +586,3 @@ def ensure_openimages(root: str = DEFAULT_OPENIMAGES_ROOT, coco_root: str = DEFA
     params = {**OPENIMAGES_PARAMS, **overrides}
     return _ensure(root, lambda: _is_current_openimages(root, coco_root, params),
                    lambda: generate_openimages(root, coco_root, **overrides))
-
-
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument('--root', default=DEFAULT_ROOT, help='output folder')
-    parser.add_argument('--openimages-root',
-                        help=f'also write the OpenImages copy there (e.g. '
-                        f'{DEFAULT_OPENIMAGES_ROOT})')
-    for key, value in {**DEFAULT_PARAMS, **OPENIMAGES_PARAMS}.items():
-        parser.add_argument(f'--{key.replace("_", "-")}', type=type(value), default=value)
-    parser.add_argument('--force', action='store_true',
-                        help='regenerate even when the manifest says the data is current')
-    return parser.parse_args(argv)
-
-
-def _run(root: str, ensure, generate, overrides: dict, force: bool) -> None:
-    start = time.perf_counter()
-    if force:
-        generate(root, **overrides)
-    elif not ensure(root, **overrides):
-        print(f'{root} is up to date (manifest matches); use --force to regenerate')
-        return
-    stats = _read_manifest(root)['stats']
-    print(f'wrote {root} in {time.perf_counter() - start:.1f}s')
-    for split, s in stats.items():
-        print(f'{split}: {json.dumps(s)}')
-
-
-def main(argv=None):
-    args = parse_args(argv)
-    _run(args.root, ensure_dataset, generate_dataset,
-         {k: getattr(args, k) for k in DEFAULT_PARAMS}, args.force)
-    if args.openimages_root:
-        overrides = {k: getattr(args, k) for k in OPENIMAGES_PARAMS}
-        _run(args.openimages_root,
-             lambda root, **kw: ensure_openimages(root, args.root, **kw),
-             lambda root, **kw: generate_openimages(root, args.root, **kw), overrides,
-             args.force)
-
-
-if __name__ == '__main__':
-    main()

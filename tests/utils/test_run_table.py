@@ -1,11 +1,14 @@
-"""tools/analysis/run_table.py on hand-made work dirs whose metrics and log times are known."""
+"""tsd_mmdet.utils.run_table and its command line on hand-made work dirs of known metrics, times."""
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from tool_loader import load_tool
 
-run_table = load_tool('analysis/run_table.py')
+from tsd_mmdet.utils import run_table
+
+SCRIPT = Path(__file__).resolve().parents[2] / 'tools' / 'analysis_tools' / 'run_table.py'
 
 
 def _session(work_dir: Path, stamp: str, scalars: list[dict], log_times: list[str]) -> None:
@@ -54,17 +57,22 @@ def test_openimages_columns_and_default_names(tmp_path):
     assert lines[2] == '| oi | 42.0 | 42.0 | 6.0 |'
 
 
-def test_bad_input(tmp_path, capsys):
-    assert run_table.main([str(tmp_path / 'nope')]) == 2
-    assert 'no such work dir' in capsys.readouterr().err
+def test_command_line(tmp_path):
+    assert _cli(tmp_path / 'nope').returncode == 2  # answered before mmdet is loaded
     (tmp_path / 'empty').mkdir()
-    assert run_table.main([str(tmp_path / 'empty'), '--names', 'a', 'b']) == 2
-    assert '2 names for 1 work dirs' in capsys.readouterr().err
-    assert run_table.main([str(tmp_path / 'empty')]) == 0  # nothing logged yet: dashes
-    assert capsys.readouterr().out.splitlines()[-1] == '| empty | - |'
+    done = _cli(tmp_path / 'empty', '--names', 'a', 'b')
+    assert done.returncode == 2 and '2 names for 1 work dirs' in done.stderr
+    done = _cli(tmp_path / 'empty')
+    assert done.returncode == 0  # nothing logged yet: dashes
+    assert done.stdout.splitlines()[-1] == '| empty | - |'
 
 
-def test_mean_losses_over_the_last_fraction(tmp_path, capsys):
+def _cli(*args):
+    return subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], capture_output=True,
+                          text=True)
+
+
+def test_mean_losses_over_the_last_fraction(tmp_path):
     run = tmp_path / 'tsd'
     rows = [{'loss': float(i), 'loss_cls': 10.0 * i, 'iter': 20 * i} for i in range(1, 9)]
     rows.insert(4, {'coco/bbox_mAP': 0.1, 'step': 80})  # a validation row: not a loss
@@ -81,5 +89,5 @@ def test_mean_losses_over_the_last_fraction(tmp_path, capsys):
     lines = run_table.table([str(run)], losses=0.25).splitlines()
     assert lines[0] == '| run | box AP | loss | loss_cls | loss_pc_cls | minutes |'
     assert lines[2] == '| tsd | 10.0 | 8.000 | 75.000 | 0.500 | 0.0 |'
-    assert run_table.main([str(run), '--losses', '0']) == 2
-    assert 'fraction in (0, 1]' in capsys.readouterr().err
+    with pytest.raises(ValueError, match=r'fraction in \(0, 1\]'):
+        run_table.table([str(run)], losses=0)

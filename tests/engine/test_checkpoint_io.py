@@ -1,4 +1,4 @@
-"""Atomic checkpoint saving and resume past an unreadable checkpoint (tsd_mmdet.utils.safe_resume).
+"""Atomic checkpoint saving and resume past an unreadable one (tsd_mmdet.engine.checkpoint_io).
 
 Unit level, on files written by mmengine's ``save_checkpoint`` as patched by ``import tsd_mmdet``;
 tests/tools/test_resume.py runs the same through tools/train.py and tools/test.py.
@@ -12,12 +12,12 @@ import torch
 pytest.importorskip('mmdet')
 
 import tsd_mmdet  # noqa: E402,F401  (installs the patches)
-from tsd_mmdet.utils import (  # noqa: E402
+from tsd_mmdet.engine import checkpoint_io  # noqa: E402
+from tsd_mmdet.engine.checkpoint_io import (  # noqa: E402
     CheckpointError,
     resolve_resume_checkpoint,
-    safe_resume,  # noqa: E402
+    unreadable_reason,
 )
-from tsd_mmdet.utils.safe_resume import unreadable_reason  # noqa: E402
 
 
 def _save(path, value=1.0):
@@ -63,7 +63,7 @@ def test_readable_latest_is_kept(tmp_path):
 @pytest.mark.parametrize('damage', ['truncate', 'empty', 'missing'])
 def test_unreadable_latest_falls_back_to_newest_readable(tmp_path, damage, monkeypatch):
     warnings = []
-    monkeypatch.setattr(safe_resume, '_warn', warnings.append)
+    monkeypatch.setattr(checkpoint_io, '_warn', warnings.append)
     work_dir = _work_dir(tmp_path, ['iter_1.pth', 'iter_2.pth', 'best_coco_bbox_mAP_iter_3.pth',
                                     'iter_3.pth'])
     bad = tmp_path / 'iter_3.pth'

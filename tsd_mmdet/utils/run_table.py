@@ -4,10 +4,7 @@ Not an equation of the paper: it reads what mmengine logged (``<work_dir>/<times
 scalars.json`` and ``<timestamp>.log``) so that docs/results.md's per-family and fine-tune tables
 come from a command, not from copying numbers by hand.
 
-Example::
-
-    python tools/analysis/run_table.py work_dirs/families/mask-rcnn_r18_fpn_shapes \
-        work_dirs/families/tsd-mask-rcnn_r18_fpn_shapes --names baseline TSD
+tools/analysis_tools/run_table.py is its command line.
 
 Metrics are shown in AP points (x 100). ``minutes`` is the wall time from the first to the last
 line of the run's logs (all timestamps of a resumed run together: the sum of its sessions).
@@ -15,11 +12,9 @@ line of the run's logs (all timestamps of a resumed run together: the sum of its
 iterations (e.g. 0.25: iterations 1201-1600 of a 1600-iteration run), the per-branch losses that
 docs/results.md compares.
 """
-import argparse
 import glob
 import json
 import os.path as osp
-import sys
 from datetime import datetime
 
 # metric key -> column title, in table order; a column appears when any run logged its key
@@ -33,6 +28,8 @@ COLUMNS = {
     'openimages/mAP': 'OI mAP',
     'openimages/AP50': 'OI AP50',
 }
+
+
 # mmengine's log file writes the year; its console (and a copied console log) does not
 _TIME_FORMATS = (('%Y/%m/%d %H:%M:%S', 19), ('%m/%d %H:%M:%S', 14))
 
@@ -115,26 +112,3 @@ def table(work_dirs: list[str], names: list[str] | None = None,
         cells.append('-' if minutes is None else f'{minutes:.1f}')
         lines.append(f'| {name} | ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('work_dirs', nargs='+', help='work dirs of finished runs')
-    parser.add_argument('--names', nargs='+', help='row names (default: the work dirs\' names)')
-    parser.add_argument('--losses', type=float, metavar='FRACTION',
-                        help='add the mean training losses over this last fraction of iterations')
-    args = parser.parse_args(argv)
-    missing = [d for d in args.work_dirs if not osp.isdir(d)]
-    if missing:
-        print(f'error: no such work dir: {", ".join(missing)}', file=sys.stderr)
-        return 2
-    try:
-        print(table(args.work_dirs, args.names, args.losses))
-    except ValueError as err:
-        print(f'error: {err}', file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == '__main__':
-    sys.exit(main())

@@ -1,20 +1,16 @@
-"""tools/benchmark.py: twin lookup by name, pairing, and the table it prints for the shapes pair."""
-import re
-import subprocess
-import sys
+"""tsd_mmdet.utils.benchmark: twin lookup, pairing, inference-model parameters, same pooling."""
 from pathlib import Path
 
 import pytest
 from mmdet.registry import MODELS
 from mmengine.config import Config
-from tool_loader import load_tool
+
+from tsd_mmdet.utils import benchmark
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOLS = ROOT / 'tools'
 SHAPES = ROOT / 'configs' / 'shapes'
 
-sys.path.insert(0, str(TOOLS))  # benchmark.py imports its neighbours, as a script does
-benchmark = load_tool('benchmark.py')
 
 
 @pytest.mark.parametrize('config,twin', [
@@ -59,25 +55,6 @@ def _parameters(config, inference=False):
     return benchmark.count_parameters(MODELS.build(model_cfg))
 
 
-def test_cli_prints_the_table():
-    tsd = SHAPES / 'tsd-faster-rcnn_r18_fpn_shapes.py'
-    out = subprocess.run(
-        [sys.executable, str(TOOLS / 'benchmark.py'), str(tsd), '--size', '64', '96',
-         '--num-images', '2', '--warmup', '1', '--threads', '1'],
-        capture_output=True, text=True, check=True, cwd=ROOT).stdout
-    assert 'random 64x96 images' in out
-    rows = [line.split('|')[1:-1] for line in out.splitlines() if line.startswith('| configs')]
-    assert [row[0].strip() for row in rows] == [
-        'configs/shapes/faster-rcnn_r18_fpn_shapes.py',
-        'configs/shapes/tsd-faster-rcnn_r18_fpn_shapes.py']
-    (_, base_params, base_ms, no_ratio), (_, tsd_params, tsd_ms, ratio) = rows
-    # Inference parameters: the TSD model without its sibling head.
-    assert float(base_params) == round(_parameters(SHAPES / 'faster-rcnn_r18_fpn_shapes.py') / 1e6,
-                                       2)
-    assert float(tsd_params) == round(_parameters(tsd, inference=True) / 1e6, 2)
-    assert _parameters(tsd, inference=True) < _parameters(tsd)
-    medians = [float(re.match(r'\s*(\d+) \[', ms).group(1)) for ms in (base_ms, tsd_ms)]
-    assert not no_ratio.strip() and abs(float(ratio) - medians[1] / medians[0]) < 0.2
 
 
 @pytest.mark.parametrize('config', [
@@ -89,7 +66,7 @@ def test_same_pooling_baseline_equals_mmdet_roi_align(config):
     and its RoI features equal mmcv's RoIAlign (the op without offset is RoIAlign)."""
     import torch
 
-    model_cfg = benchmark.load_config(config).model
+    model_cfg = benchmark.load_model_config(config).model
     changed = benchmark.with_tsd_pooling(model_cfg)
     extractors = changed.roi_head.bbox_roi_extractor
     extractors = extractors if isinstance(extractors, list) else [extractors]

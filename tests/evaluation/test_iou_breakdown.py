@@ -1,4 +1,4 @@
-"""tools/analysis/iou_breakdown.py on a hand-made COCO set whose AP at each IoU and size is known.
+"""tsd_mmdet.evaluation.iou_breakdown and its command line on a hand-made COCO set of known AP.
 
 Ground truth (categories in file order: id 7 'b' = label 0, id 3 'a' = label 1):
 - image 1: a large 'b' box [0, 0, 100, 100] (area 10000);
@@ -17,12 +17,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from tool_loader import load_tool
+
+from tsd_mmdet.evaluation import iou_breakdown
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / 'tools' / 'analysis' / 'iou_breakdown.py'
+SCRIPT = ROOT / 'tools' / 'analysis_tools' / 'iou_breakdown.py'
 
-iou_breakdown = load_tool('analysis/iou_breakdown.py')
 
 GT_BOXES = {1: (7, [0, 0, 100, 100]), 2: (3, [10, 10, 10, 10]), 3: (7, [0, 0, 50, 50])}
 BASELINE = [  # image_id, category_id, xywh, score
@@ -153,28 +153,32 @@ def test_table_difference_row():
     assert '| - | - |' in md[4]
 
 
-def test_cli_writes_table_and_png(coco_files, tmp_path, capsys):
+def test_cli_writes_table_and_png(coco_files, tmp_path):
     gt, base, tsd = coco_files
     out_csv, out_png = tmp_path / 'table.csv', tmp_path / 'plot.png'
-    iou_breakdown.main([str(gt), str(base), str(tsd), '--names', 'baseline', 'TSD',
-                        '--out-table', str(out_csv), '--out-png', str(out_png)])
-    printed = capsys.readouterr().out
+    printed = _cli(gt, base, tsd, '--names', 'baseline', 'TSD', '--out-table', out_csv,
+                   '--out-png', out_png)
     assert 'TSD - baseline' in printed
     lines = out_csv.read_text().splitlines()
     assert len(lines) == 4 and lines[0].startswith('result,AP@.5,AP@.6')
     assert lines[1].split(',')[:6] == ['baseline', '100.0', '100.0', '75.2', '50.0', '50.0']
     assert lines[2].split(',')[1:] == ['100.0'] * 20
     assert out_png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
-    out_md = tmp_path / 'table.md'
-    iou_breakdown.main([str(gt), str(base), '--out-table', str(out_md)])
-    assert out_md.read_text().splitlines()[2].startswith('| base.bbox.json | 100.0 |')
 
 
 def test_cli_help_and_argument_errors(coco_files):
     done = subprocess.run([sys.executable, str(SCRIPT), '--help'], capture_output=True, text=True)
     assert done.returncode == 0 and '--out-png' in done.stdout
     gt, base, tsd = coco_files
-    with pytest.raises(SystemExit):
-        iou_breakdown.parse_args([str(gt), str(base), str(tsd), '--names', 'one'])
-    with pytest.raises(SystemExit):
-        iou_breakdown.parse_args([str(gt), str(base), '--out-table', 'table.txt'])
+    for args, error in (((gt, base, tsd, '--names', 'one'), 'one name per result file'),
+                        ((gt, base, '--out-table', 'table.txt'), 'must end with .md or .csv')):
+        done = subprocess.run([sys.executable, str(SCRIPT), *map(str, args)],
+                              capture_output=True, text=True)
+        assert done.returncode == 2 and error in done.stderr
+
+
+def _cli(*args):
+    done = subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], capture_output=True,
+                          text=True)
+    assert done.returncode == 0, done.stderr
+    return done.stdout

@@ -11,8 +11,8 @@ and ``--resume`` then dies in ``torch.load`` with "failed finding central direct
   of the work dir with a warning naming the bad file, or raises :class:`CheckpointError` (one clear
   line) when none is readable.
 
-``patch_mmengine_checkpoint_io`` installs both into mmengine's runner; ``import tsd_mmdet`` calls
-it, so mmdet's own tools/train.py gets them through ``custom_imports``.
+``tsd_mmdet.compat`` installs both into mmengine's runner on ``import tsd_mmdet``, so mmdet's own
+tools/train.py gets them through ``custom_imports``.
 """
 import glob
 import logging
@@ -20,6 +20,11 @@ import os
 import os.path as osp
 
 import torch
+from mmengine.runner import checkpoint as _mmengine_checkpoint
+
+# mmengine's own functions, taken before tsd_mmdet.compat replaces them with the ones below.
+MMENGINE_SAVE_CHECKPOINT = _mmengine_checkpoint.save_checkpoint
+MMENGINE_FIND_LATEST_CHECKPOINT = _mmengine_checkpoint.find_latest_checkpoint
 
 
 class CheckpointError(RuntimeError):
@@ -107,7 +112,7 @@ def save_checkpoint_atomic(checkpoint: dict, filename: str, file_client_args=Non
     mmengine unchanged.
     """
     if file_client_args is not None or backend_args is not None or '://' in str(filename):
-        return _ORIGINAL['save_checkpoint'](checkpoint, filename, file_client_args, backend_args)
+        return MMENGINE_SAVE_CHECKPOINT(checkpoint, filename, file_client_args, backend_args)
     filename = str(filename)
     os.makedirs(osp.dirname(osp.abspath(filename)), exist_ok=True)
     tmp = f'{filename}.tmp{os.getpid()}'
@@ -125,27 +130,6 @@ def save_checkpoint_atomic(checkpoint: dict, filename: str, file_client_args=Non
         raise
 
 
-def _find_latest_readable_checkpoint(path: str) -> str | None:
+def find_latest_readable_checkpoint(path: str) -> str | None:
     """mmengine's ``find_latest_checkpoint`` with :func:`resolve_resume_checkpoint` after it."""
-    return resolve_resume_checkpoint(path, _ORIGINAL['find_latest_checkpoint'](path))
-
-
-_ORIGINAL: dict = {}
-
-
-def patch_mmengine_checkpoint_io() -> bool:
-    """Install atomic saving and the readable-resume lookup in mmengine (idempotent).
-
-    Returns:
-        bool: True if anything was patched by this call.
-    """
-    from mmengine.runner import checkpoint, runner
-
-    if _ORIGINAL:
-        return False
-    _ORIGINAL['save_checkpoint'] = checkpoint.save_checkpoint
-    _ORIGINAL['find_latest_checkpoint'] = checkpoint.find_latest_checkpoint
-    for module in (checkpoint, runner):
-        module.save_checkpoint = save_checkpoint_atomic
-        module.find_latest_checkpoint = _find_latest_readable_checkpoint
-    return True
+    return resolve_resume_checkpoint(path, MMENGINE_FIND_LATEST_CHECKPOINT(path))

@@ -1,4 +1,4 @@
-"""Save-load round trip of mmengine checkpoints under torch >= 2.6 after ``import tsd_mmdet``.
+"""tsd_mmdet.compat: mmengine checkpoints load under torch >= 2.6 after ``import tsd_mmdet``.
 
 Covers the loaders ``load_from``, ``--resume`` and test use (mmengine's ``_load_checkpoint``).
 """
@@ -61,3 +61,22 @@ def test_other_torch_load_calls_keep_safe_default(tmp_path):
     _save_runner_like_checkpoint(path)
     with pytest.raises(pickle.UnpicklingError):
         torch.load(path)
+
+
+def test_install_makes_the_three_documented_changes_once():
+    from mmengine.runner import checkpoint, runner
+    from mmengine.utils.dl_utils import hub
+
+    from tsd_mmdet import compat
+    from tsd_mmdet.engine import checkpoint_io
+
+    assert compat.install() is False  # ``import tsd_mmdet`` installed them already
+    for module in (checkpoint, hub):
+        assert isinstance(module.torch, compat._TorchWithTrustedLoad)
+    for module in (checkpoint, runner):
+        assert module.save_checkpoint is checkpoint_io.save_checkpoint_atomic
+        assert module.find_latest_checkpoint is checkpoint_io.find_latest_readable_checkpoint
+    assert checkpoint_io.MMENGINE_SAVE_CHECKPOINT.__module__ == 'mmengine.runner.checkpoint'
+    for name in ('mmengine.runner.checkpoint', 'mmengine.utils.dl_utils.hub',
+                 'mmengine.runner.runner', 'save_checkpoint', 'find_latest_checkpoint'):
+        assert name in compat.__doc__

@@ -1,19 +1,26 @@
-"""Dataset set-up shared by tools/train.py and tools/test.py: overrides, generation and checks.
+"""Dataset checks run before the dataloaders are built (by TSDRunner: every tool, mmdet's too).
 
-- ``apply_data_overrides`` (from ``tsd_mmdet.utils.config``): ``--cfg-options data_root=...
-  metainfo.classes=[...]`` reach every dataset, evaluator ``ann_file`` and ``num_classes``.
+Not an equation of the paper: one clear line for data that would otherwise fail deep in a dataset
+or silently train on the wrong thing.
+
 - ``ensure_default_dataset``: generates data/shapes, and its OpenImages copy data/shapes_openimages
-  (tools/data/generate_shapes.py), when a dataset points at one and it is missing or stale.
-- ``check_datasets``: before the runner is built, fails with a message that names the path and
+  (``tsd_mmdet.datasets.shapes``), when a dataset points at one and it is missing or stale.
+- ``check_datasets``: fails with a message that names the path and
   the key to change when an annotation file or image folder is missing, the json is not COCO, it
   holds no image or annotation, or a configured class is not among its categories; for
   OpenImages (V6 CSV) data, when a class, hierarchy, image-metas or image-level file is missing, a
   box names a label the class file lacks or lies outside [0, 1], the image metas do not list the
   box file's images, or the RoI head's num_classes is not the class file's number of classes.
+  Training boxes narrower or lower than one pixel (in pixels, after OpenImages' fractions are
+  scaled by the image size) cannot be regressed (0 / 0): they are reported (count and first
+  image ids) and dropped with a warning, by mmdet's CocoDataset (which skips them when it reads a
+  COCO json) or by a ``FilterAnnotations`` transform in the train pipeline; a train pipeline that
+  would let them through, or ``dataset_check = dict(degenerate_boxes='error')`` in the config, is
+  a DatasetCheckError instead.
 """
 import csv
-import importlib.util
 import json
+import logging
 import os
 import os.path as osp
 import pickle
@@ -22,38 +29,35 @@ from collections.abc import Iterator
 from mmengine.config import Config, ConfigDict
 from mmengine.logging import print_log
 
-from tsd_mmdet.utils.config import (  # noqa: F401  (apply_data_overrides: the tools' import)
+from tsd_mmdet.utils.config import (
     SPLITS,
-    apply_data_overrides,
     iter_datasets,
     iter_evaluators,
     resolve_dataset_paths,
     split_of,
 )
 
+from . import shapes
+
+# A box narrower or lower than this many pixels cannot be regressed; mmdet's CocoDataset uses the
+# same rule when it reads a COCO json (``w < 1 or h < 1``: skipped).
+MIN_BOX_SIZE = 1.0
+DEGENERATE_BOX_POLICIES = ('drop', 'error')
+
 
 class DatasetCheckError(ValueError):
     """A dataset in the config cannot be used; the message says which path and which key."""
 
 
-def _load_generator():
-    path = osp.join(osp.dirname(osp.abspath(__file__)), 'data', 'generate_shapes.py')
-    spec = importlib.util.spec_from_file_location('generate_shapes', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def ensure_default_dataset(cfg: Config, splits=SPLITS) -> None:
     """Generate data/shapes (and data/shapes_openimages, its OpenImages copy) when a dataset in the
     config points there and it is missing or stale."""
-    generator = _load_generator()
-    coco = osp.normpath(generator.DEFAULT_ROOT)
-    openimages = osp.normpath(generator.DEFAULT_OPENIMAGES_ROOT)
+    coco = osp.normpath(shapes.DEFAULT_ROOT)
+    openimages = osp.normpath(shapes.DEFAULT_OPENIMAGES_ROOT)
     roots = {osp.normpath(ds.get('data_root') or '') for _, ds in iter_datasets(cfg, splits)}
-    if roots & {coco, openimages} and generator.ensure_dataset(coco):
+    if roots & {coco, openimages} and shapes.ensure_dataset(coco):
         print_log(f'generated the shapes dataset under {coco}', logger='current')
-    if openimages in roots and generator.ensure_openimages(openimages, coco):
+    if openimages in roots and shapes.ensure_openimages(openimages, coco):
         print_log(f'generated its OpenImages copy under {openimages}', logger='current')
 
 
@@ -160,9 +164,11 @@ def _check_hierarchy(path: str, label_ids: set, label_file: str, key: str) -> No
             nodes.append(child)
 
 
-def _check_boxes(ann: str, label_ids: set, label_file: str, key: str) -> list[str]:
-    """Check an OpenImages V6 box file row by row; return its image IDs in file order."""
-    images, seen = [], set()
+def _check_boxes(ann: str, label_ids: set, label_file: str,
+                 key: str) -> tuple[list[str], list[tuple[str, float, float]]]:
+    """Check an OpenImages V6 box file row by row; return its image IDs in file order and, per
+    box, (image ID, width, height) as fractions of the image size."""
+    images, seen, sizes = [], set(), []
     hint = f'fix the file or point --cfg-options {key}.ann_file=... at another one'
     for line, row in _csv_rows(ann, 'box file', f'{key}.ann_file'):
         if line == 1:
@@ -189,6 +195,7 @@ def _check_boxes(ann: str, label_ids: set, label_file: str, key: str) -> list[st
                 f'{where}: box XMin,XMax,YMin,YMax = {x0:g},{x1:g},{y0:g},{y1:g} is not inside '
                 f'[0, 1] with min <= max (OpenImages boxes are fractions of the image size); '
                 f'{hint}')
+        sizes.append((row[0], x1 - x0, y1 - y0))
         if not images or images[-1] != row[0]:
             if row[0] in seen:
                 raise DatasetCheckError(
@@ -198,10 +205,10 @@ def _check_boxes(ann: str, label_ids: set, label_file: str, key: str) -> list[st
             seen.add(row[0])
     if not images:
         raise DatasetCheckError(f'empty box file {ann}: no box below the header; {hint}')
-    return images
+    return images, sizes
 
 
-def _check_metas(path: str, images: list[str], ann: str, key: str) -> None:
+def _check_metas(path: str, images: list[str], ann: str, key: str) -> list[dict]:
     hint = (f"regenerate it with mmdet's tools/misc/get_image_metas.py or point --cfg-options "
             f'{key}.meta_file=... at another file')
     try:
@@ -222,6 +229,7 @@ def _check_metas(path: str, images: list[str], ann: str, key: str) -> None:
             raise DatasetCheckError(
                 f'image metas file {path}: entry {i} is {meta["filename"]} but image {i} of the '
                 f'box file {ann} is {image}; {hint}')
+    return metas
 
 
 def _num_classes_keys(node, path: str) -> Iterator[tuple[str, int]]:
@@ -238,14 +246,15 @@ def _num_classes_keys(node, path: str) -> Iterator[tuple[str, int]]:
 
 
 def _check_openimages(key: str, ds: ConfigDict, ann: str, img_dir: str, cache: dict,
-                      roi_head: ConfigDict | None) -> None:
+                      roi_head: ConfigDict | None) -> list[str] | None:
     """Raise DatasetCheckError for OpenImages data that OpenImagesDataset would reject with a bare
     assert or KeyError, or read wrongly, and for RoI heads sized for another number of classes:
-    see the module docstring."""
+    see the module docstring. Returns the image ID of each box under one pixel (None for files
+    in another layout)."""
     paths = _openimages_files(key, ds)
     if ds.get('type') != 'OpenImagesDataset' or not ann.endswith('.csv') or any(
             '://' in p for p in paths.values()):
-        return  # other layouts (the challenge's txt files): the files exist, the dataset parses
+        return None  # other layouts (the challenge's txt files): the files exist, it parses them
     label_file = paths['label_file']
     names, label_ids = [], set()
     for line, row in _csv_rows(label_file, 'class file', f'{key}.label_file'):
@@ -271,10 +280,10 @@ def _check_openimages(key: str, ds: ConfigDict, ann: str, img_dir: str, cache: d
             f'the class file {label_file} has {len(names)} classes, but the RoI head is sized '
             f'for another number: set --cfg-options {" ".join(wrong)}')
     if ('openimages', ann, label_file) in cache:
-        return
+        return cache[('openimages', ann, label_file)]
     _check_hierarchy(paths['hierarchy_file'], label_ids, label_file, key)
-    images = _check_boxes(ann, label_ids, label_file, key)
-    _check_metas(paths['meta_file'], images, ann, key)
+    images, sizes = _check_boxes(ann, label_ids, label_file, key)
+    metas = _check_metas(paths['meta_file'], images, ann, key)
     if 'image_level_ann_file' in paths:
         path = paths['image_level_ann_file']
         for line, row in _csv_rows(path, 'image-level label file',
@@ -289,7 +298,62 @@ def _check_openimages(key: str, ds: ConfigDict, ann: str, img_dir: str, cache: d
         raise DatasetCheckError(
             f'image {first} (the first one in {ann}) not found; the image folder is {img_dir}: '
             f'set --cfg-options {key}.data_prefix.img=... to the folder that holds the images')
-    cache[('openimages', ann, label_file)] = images
+    shape = {image: meta['ori_shape'] for image, meta in zip(images, metas)}  # (h, w)
+    degenerate = [image for image, w, h in sizes
+                  if w * shape[image][1] < MIN_BOX_SIZE or h * shape[image][0] < MIN_BOX_SIZE]
+    cache[('openimages', ann, label_file)] = degenerate
+    return degenerate
+
+
+def _degenerate_coco_boxes(coco: dict) -> list[str]:
+    """``image ID (file name)`` of each COCO box narrower or lower than one pixel."""
+    names = {im.get('id'): im.get('file_name') for im in coco['images']}
+    found = []
+    for a in coco['annotations']:
+        bbox = a.get('bbox')
+        if isinstance(bbox, list) and len(bbox) == 4 and (
+                bbox[2] < MIN_BOX_SIZE or bbox[3] < MIN_BOX_SIZE):
+            found.append(f'{a.get("image_id")} ({names.get(a.get("image_id"))})')
+    return found
+
+
+def _drops_degenerate_boxes(ds: ConfigDict) -> str | None:
+    """What drops boxes under one pixel before they reach the model, or None: mmdet's
+    CocoDataset (it skips them while reading) or a FilterAnnotations of the pipeline."""
+    from mmdet.datasets import CocoDataset
+    from mmdet.registry import DATASETS
+    for step in ds.get('pipeline') or []:
+        kind = step.get('type') if isinstance(step, dict) else None
+        if kind in ('FilterAnnotations', 'mmdet.FilterAnnotations') and step.get('by_box', True):
+            wh = step.get('min_gt_bbox_wh', (1, 1))
+            if min(wh) >= MIN_BOX_SIZE:
+                return f'FilterAnnotations(min_gt_bbox_wh={tuple(wh)}) in the train pipeline'
+    dataset_cls = DATASETS.get(ds.get('type')) if isinstance(ds.get('type'), str) else None
+    if dataset_cls is not None and issubclass(dataset_cls, CocoDataset):
+        return f'{dataset_cls.__name__}, which skips them while reading the json'
+    return None
+
+
+def _report_degenerate(key: str, ds: ConfigDict, ann: str, found: list[str],
+                       policy: str) -> None:
+    """Warn that the boxes in ``found`` are dropped, or raise DatasetCheckError (module docstring).
+    """
+    if not found:
+        return
+    images = list(dict.fromkeys(found))
+    what = (f'{len(found)} training box{"es" if len(found) > 1 else ""} narrower or lower than '
+            f'one pixel in {ann} (image{"s" if len(images) > 1 else ""} '
+            f'{", ".join(images[:5])}{", ..." if len(images) > 5 else ""})')
+    if policy == 'error':
+        raise DatasetCheckError(f'{what}: fix the data (dataset_check.degenerate_boxes=error; '
+                                "with 'drop' they are dropped with a warning)")
+    dropper = _drops_degenerate_boxes(ds)
+    if dropper is None:
+        raise DatasetCheckError(
+            f"{what} would reach the model, which cannot regress them (0 / 0): add "
+            f"dict(type='FilterAnnotations', min_gt_bbox_wh=(1, 1), keep_empty=False) after "
+            f'LoadAnnotations in {key}.pipeline, or fix the data')
+    print_log(f'{what}: dropped by {dropper}', logger='current', level=logging.WARNING)
 
 
 def check_datasets(cfg: Config, splits=SPLITS) -> None:
@@ -299,8 +363,14 @@ def check_datasets(cfg: Config, splits=SPLITS) -> None:
     COCO json files (``.json``) and OpenImages V6 files (an ``OpenImagesDataset`` with a ``.csv``
     ann_file: boxes, classes, hierarchy, image metas, image-level labels) are parsed and checked;
     other formats are only checked to exist.
-    Remote paths (``s3://`` and the like) are left to the dataset.
+    Remote paths (``s3://`` and the like) are left to the dataset. Training boxes under one pixel
+    are dropped with a warning or refused, as ``cfg.dataset_check.degenerate_boxes`` says
+    (``'drop'``, the default, or ``'error'``): see the module docstring.
     """
+    policy = (cfg.get('dataset_check') or {}).get('degenerate_boxes', 'drop')
+    if policy not in DEGENERATE_BOX_POLICIES:
+        raise DatasetCheckError(f'dataset_check.degenerate_boxes must be one of '
+                                f'{DEGENERATE_BOX_POLICIES}, got {policy!r}')
     cache: dict = {}
     checked = []
     dataset_anns = {}  # split -> the annotation file its (first) dataset reads
@@ -338,8 +408,14 @@ def check_datasets(cfg: Config, splits=SPLITS) -> None:
                     raise DatasetCheckError(
                         f"unknown class '{name}' in {key}.metainfo.classes; the annotation file "
                         f"{ann} has: {', '.join(map(str, names))}")
+            degenerate = _degenerate_coco_boxes(coco)
         elif ds.get('label_file') is not None:
-            _check_openimages(key, ds, ann, img_dir, cache, cfg.get('model', {}).get('roi_head'))
+            degenerate = _check_openimages(key, ds, ann, img_dir, cache,
+                                           cfg.get('model', {}).get('roi_head'))
+        else:
+            degenerate = None
+        if split_of(key) == 'train' and degenerate:
+            _report_degenerate(key, ds, ann, degenerate, policy)
         checked.append(ann)
     for key, metric in iter_evaluators(cfg, splits):
         ann = metric.get('ann_file')

@@ -1,27 +1,22 @@
 """AP across IoU criteria 0.5:0.9 and object sizes: Figure 6 and Table 9 of the TSD paper.
 
-Evaluates one or two detection result files against a COCO annotation file with pycocotools'
-``COCOeval`` at IoU thresholds 0.5, 0.6, 0.7, 0.8, 0.9 and reports, for each threshold, AP over all
-objects and over small / medium / large objects (COCO area ranges, 100 detections per image). With
-two files it also reports their difference (second - first, the paper's "TSD - baseline").
+Evaluates detection results against a COCO annotation file with pycocotools' ``COCOeval`` at IoU
+thresholds 0.5, 0.6, 0.7, 0.8, 0.9 and reports, for each threshold, AP over all objects and over
+small / medium / large objects (COCO area ranges, 100 detections per image); with two results, also
+their difference (second - first, the paper's "TSD - baseline").
 
 Result files are either COCO detection json (``*.bbox.json`` from mmdet's ``CocoMetric`` with
 ``outfile_prefix``) or the ``.pkl`` written by mmdet's ``tools/test.py --out`` (a list of dicts with
 ``img_id`` and ``pred_instances`` = {``bboxes`` (N, 4) xyxy, ``scores`` (N,), ``labels`` (N,)}).
 Labels map to category ids in the annotation file's category order, as ``CocoDataset`` does.
-
-Example::
-
-    python tools/analysis/iou_breakdown.py data/coco/annotations/instances_val2017.json \
-        work_dirs/faster/results.bbox.json work_dirs/tsd/results.pkl --names baseline TSD \
-        --out-table iou_breakdown.md --out-png iou_breakdown.png
+tools/analysis_tools/iou_breakdown.py is the command line.
 """
-import argparse
+
+
 import contextlib
 import io
 import json
 import math
-import os
 import pickle
 from collections.abc import Sequence
 
@@ -30,8 +25,14 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 IOU_THRS = (0.5, 0.6, 0.7, 0.8, 0.9)
+
+
 AREAS = ('all', 'small', 'medium', 'large')  # the order of COCOeval's params.areaRngLbl
+
+
 AREA_SHORT = {'all': '', 'small': 'S', 'medium': 'M', 'large': 'L'}
+
+
 MAX_DETS = 100
 
 
@@ -176,47 +177,3 @@ def plot_ap_vs_iou(names: Sequence[str], aps: Sequence[dict], out_png: str) -> N
     fig.tight_layout()
     fig.savefig(out_png, dpi=120)
     plt.close(fig)
-
-
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description='AP at IoU 0.5, 0.6, 0.7, 0.8, 0.9 overall and per object size '
-        '(TSD paper, Figure 6 / Table 9) for one or two detection result files.')
-    parser.add_argument('ann_file', help='COCO annotation json (the ground truth)')
-    parser.add_argument('results', nargs='+',
-                        help='one or two result files: COCO detection .json (CocoMetric '
-                        'outfile_prefix -> *.bbox.json) or .pkl (mmdet tools/test.py --out)')
-    parser.add_argument('--names', nargs='+', help='a name per result file (default: file names)')
-    parser.add_argument('--out-table',
-                        help='write the table here: .md for markdown, .csv for CSV')
-    parser.add_argument('--out-png', help='write the AP-vs-IoU plot here')
-    args = parser.parse_args(argv)
-    if len(args.results) > 2:
-        parser.error('give one or two result files')
-    if args.names is None:
-        args.names = [os.path.basename(p) for p in args.results]
-    elif len(args.names) != len(args.results):
-        parser.error('--names needs one name per result file')
-    if args.out_table and not args.out_table.endswith(('.md', '.csv')):
-        parser.error('--out-table must end with .md or .csv')
-    return args
-
-
-def main(argv=None) -> None:
-    args = parse_args(argv)
-    coco_gt = load_coco(args.ann_file)
-    aps = [iou_breakdown(coco_gt, load_detections(p, coco_gt)) for p in args.results]
-    header, rows = table_rows(args.names, aps)
-    print(format_table(header, rows), end='')
-    if args.out_table:
-        fmt = 'csv' if args.out_table.endswith('.csv') else 'markdown'
-        with open(args.out_table, 'w') as f:
-            f.write(format_table(header, rows, fmt))
-        print(f'table written to {args.out_table}')
-    if args.out_png:
-        plot_ap_vs_iou(args.names, aps, args.out_png)
-        print(f'plot written to {args.out_png}')
-
-
-if __name__ == '__main__':
-    main()

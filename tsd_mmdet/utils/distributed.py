@@ -1,10 +1,11 @@
 """Make a GPU-minded mmdet config run on a machine without CUDA, distributed runs included.
 
-mmdet's default runtime asks for the nccl backend, and mmengine's ``init_dist`` for the pytorch
-launcher calls ``torch.cuda.set_device`` and wraps the model with ``device_ids=[local_rank]``; all
-three fail without a GPU. Without CUDA, ``adapt_to_cpu`` therefore turns SyncBN into BN, and for
-``--launcher pytorch`` (torchrun, tools/dist_train.sh) it starts the process group with gloo
-itself (mmengine then skips ``init_dist``) and wraps the model for CPU. Every change is logged.
+Not an equation of the paper. mmdet's default runtime asks for the nccl backend, and mmengine's
+``init_dist`` for the pytorch launcher calls ``torch.cuda.set_device`` and wraps the model with
+``device_ids=[local_rank]``; all three fail without a GPU. Without CUDA, ``adapt_to_cpu`` therefore
+turns SyncBN into BN, and for ``--launcher pytorch`` (torchrun, tools/dist_train.sh) it starts the
+process group with gloo itself (mmengine then skips ``init_dist``) and wraps the model for CPU.
+Every change is logged. ``TSDRunner.from_cfg`` calls it, so mmdet's own tools get it too.
 ``close_process_group`` ends a distributed run (train or test) with a barrier and a clean teardown.
 """
 import datetime

@@ -1,0 +1,63 @@
+"""tools/train.py on bad OpenImages V6 data: one line before training (TSDRunner's checks)."""
+import csv
+import os
+import os.path as osp
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+pytest.importorskip('mmdet')
+
+from tsd_mmdet.datasets import shapes as gs  # noqa: E402
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+TOOLS = osp.join(ROOT, 'tools')
+CONFIG = osp.join(ROOT, 'configs', 'shapes', 'tsd-faster-rcnn_r18_fpn_cas_shapes-openimages.py')
+FILES = gs.OPENIMAGES_FILES
+
+
+@pytest.fixture(scope='module')
+def tiny_openimages(tmp_path_factory):
+    coco = tmp_path_factory.mktemp('shapes')
+    root = tmp_path_factory.mktemp('shapes_openimages')
+    gs.generate_dataset(str(coco), num_train=6, num_val=3, min_image_size=64, max_image_size=128,
+                        max_objects=4)
+    gs.generate_openimages(str(root), str(coco))
+    return root
+
+
+@pytest.fixture
+def data(tiny_openimages, tmp_path):
+    """A copy to break."""
+    dst = tmp_path / 'data'
+    shutil.copytree(tiny_openimages, dst)
+    return dst
+
+
+def _rows(path):
+    with open(path, newline='') as f:
+        return list(csv.reader(f))
+
+
+def _write_rows(path, rows):
+    with open(path, 'w', newline='') as f:
+        csv.writer(f, lineterminator='\n').writerows(rows)
+
+
+def test_train_stops_on_bad_openimages_data_before_training(data, tmp_path):
+    path = data / FILES['train_ann_file']
+    rows = _rows(path)
+    rows[1][5] = '1.5'
+    _write_rows(path, rows)
+    out = subprocess.run(
+        [sys.executable, osp.join(TOOLS, 'train.py'), CONFIG, '--work-dir', str(tmp_path / 'w'),
+         '--cfg-options', f'data_root={data}/'],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        env=dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.getenv(
+            'PYTHONPATH')]))))
+    assert out.returncode != 0
+    assert 'dataset error: line 2 of' in out.stderr and 'is not inside [0, 1]' in out.stderr
+    assert 'Traceback' not in out.stderr
+    assert not list((tmp_path / 'w').rglob('*.pth'))

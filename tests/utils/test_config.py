@@ -1,0 +1,91 @@
+"""tsd_mmdet.utils.config: ``--cfg-options data_root=... metainfo.classes=...`` reach every
+dataloader, metric and head."""
+import os
+import os.path as osp
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+pytest.importorskip('mmdet')
+from mmengine.config import Config  # noqa: E402
+
+from tsd_mmdet.datasets import checks as dc  # noqa: E402
+from tsd_mmdet.datasets import shapes as gs  # noqa: E402
+from tsd_mmdet.utils.config import apply_data_overrides  # noqa: E402
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+TOOLS = osp.join(ROOT, 'tools')
+BASELINE = osp.join(ROOT, 'configs', 'shapes', 'faster-rcnn_r18_fpn_shapes.py')
+TSD = osp.join(ROOT, 'configs', 'shapes', 'tsd-faster-rcnn_r18_fpn_shapes.py')
+
+
+
+# Shrinks the baseline to seconds: 2 iterations of 2 images at 128 px, no worker processes.
+SMALL = [
+    'train_cfg.max_iters=2', 'train_dataloader.batch_size=2', 'default_hooks.logger.interval=1',
+    'model.test_cfg.rcnn.score_thr=0.0',
+    'train_dataloader.dataset.pipeline.2.scale=(128,128)',
+    'val_dataloader.dataset.pipeline.1.scale=(128,128)',
+    'test_dataloader.dataset.pipeline.1.scale=(128,128)',
+] + [f'{split}_dataloader.{key}' for split in ('train', 'val', 'test')
+     for key in ('num_workers=0', 'persistent_workers=False')]
+
+
+@pytest.fixture(scope='module')
+def tiny_data(tmp_path_factory):
+    root = tmp_path_factory.mktemp('shapes')
+    gs.generate_dataset(str(root), num_train=8, num_val=4, min_image_size=64, max_image_size=128,
+                        max_objects=4)
+    return str(root) + '/'
+
+
+def _copy(tiny_data, tmp_path):
+    dst = tmp_path / 'data'
+    shutil.copytree(tiny_data, dst)
+    return dst
+
+
+def _cfg(data_root, config=BASELINE, **overrides):
+    cfg = Config.fromfile(config, import_custom_modules=False)
+    options = dict(data_root=str(data_root) + '/', **overrides)
+    apply_data_overrides(cfg, options)
+    cfg.merge_from_dict(options)
+    return cfg
+
+
+def _run(*args, timeout=300):
+    path = os.pathsep.join(filter(None, [ROOT, os.getenv('PYTHONPATH')]))
+    env = dict(os.environ, PYTHONPATH=path)
+    return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_data_root_override_follows_the_datasets_not_the_variable(tiny_data, tmp_path):
+    # A derived config that sets the data_root variable only (its base's dataloaders and
+    # metrics keep data/shapes/): --cfg-options data_root=... must still move the metric.
+    derived = tmp_path / 'derived.py'
+    derived.write_text(f"_base_ = '{BASELINE}'\ndata_root = '/somewhere/else/'\n")
+    cfg = _cfg(tiny_data, str(derived))
+    for split in ('val', 'test'):
+        assert osp.normpath(cfg[f'{split}_dataloader'].dataset.data_root) == \
+            osp.normpath(tiny_data)
+        assert osp.normpath(cfg[f'{split}_evaluator'].ann_file) == \
+            osp.normpath(f'{tiny_data}annotations/instances_val.json')
+    dc.check_datasets(cfg)
+
+
+def test_overrides_reach_every_dataset_and_head(tmp_path):
+    cfg = _cfg(tmp_path / 'elsewhere', TSD, **{'metainfo.classes': ['disc', 'star']})
+    for split in ('train', 'val', 'test'):
+        ds = cfg[f'{split}_dataloader'].dataset
+        assert ds.data_root == f'{tmp_path}/elsewhere/'
+        assert list(ds.metainfo.classes) == ['disc', 'star']
+    for split in ('val', 'test'):
+        assert cfg[f'{split}_evaluator'].ann_file == \
+            f'{tmp_path}/elsewhere/annotations/instances_val.json'
+    roi_head = cfg.model.roi_head
+    assert roi_head.bbox_head.num_classes == roi_head.sibling_head.num_classes == 2
+    fpn_channels = cfg.model.neck.out_channels
+    assert roi_head.sibling_head.in_channels == roi_head.bbox_head.in_channels == fpn_channels
