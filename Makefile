@@ -5,10 +5,10 @@ PY := $(VENV)/bin/python
 .PHONY: setup demo test test-cuda-build lint clean
 
 setup:
-	@bash tools/setup_env.sh
+	@bash tools/misc/setup_env.sh
 
 demo: setup  ## the main job: data, training, evaluation, pictures
-	$(PY) tools/demo.py
+	$(PY) tools/misc/demo.py
 
 test: setup  ## the test suite (CUDA tests skip without a GPU)
 	$(PY) -m pytest tests

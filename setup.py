@@ -55,7 +55,7 @@ setup(
     license='Apache-2.0',
     python_requires='>=3.10',
     # What an existing mmdet 3.3 environment already has (README, "Install into your environment");
-    # tools/setup_env.sh installs exact versions itself and this package with --no-deps.
+    # tools/misc/setup_env.sh installs exact versions itself and this package with --no-deps.
     install_requires=['torch>=2.1', 'mmengine>=0.10.0', 'mmcv>=2.0.0rc4,<2.2.0', 'mmdet>=3.3.0'],
     packages=find_packages(exclude=('tests', 'tests.*', 'configs', 'tools')),
     ext_modules=get_extensions(),

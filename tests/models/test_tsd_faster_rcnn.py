@@ -1,35 +1,31 @@
-"""Tests of the shipped TSD Faster R-CNN configs and tools/count_params.py.
+"""Tests of the shipped TSD Faster R-CNN configs and their parameter counts.
 
 Table 1's #param (TSD with R50-FPN: 58.9M) and the §3.1 / §3.6 training settings (eq. 9 weights 1).
 """
-import importlib.util
-import re
-import sys
 from pathlib import Path
 
 import pytest
+from mmdet.registry import MODELS
 from mmengine.config import Config
+
+from tsd_mmdet.utils import benchmark
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = ROOT / 'configs' / 'tsd'
 TSD_CONFIG = CONFIG_DIR / 'tsd-faster-rcnn_r50_fpn_1x_coco.py'
 
 
-def _count_params_tool():
-    path = ROOT / 'tools' / 'count_params.py'
-    spec = importlib.util.spec_from_file_location('count_params', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def _parameters(config: str, inference: bool = False) -> int:
+    model_cfg = benchmark.load_model_config(config).model
+    if inference:
+        model_cfg = benchmark.inference_model_cfg(model_cfg)
+    return benchmark.count_parameters(MODELS.build(model_cfg))
 
 
-def test_parameter_counts_match_table_1(monkeypatch, capsys):
-    monkeypatch.setattr(sys, 'argv', ['count_params.py', str(TSD_CONFIG)])
-    _count_params_tool().main()
-    counts = {
-        kind: int(n.replace(',', ''))
-        for kind, n in re.findall(r'\((\w+)\): ([\d,]+) parameters', capsys.readouterr().out)
-    }
+def test_parameter_counts_match_table_1():
+    counts = dict(inference=_parameters(str(TSD_CONFIG), inference=True),
+                  training=_parameters(str(TSD_CONFIG)),
+                  baseline=_parameters('mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'))
     assert counts['inference'] == pytest.approx(58.9e6, rel=0.01)  # TSD, Table 1
     assert counts['baseline'] == pytest.approx(41.8e6, rel=0.01)  # ResNet-50, Table 1
     # The training model adds the sibling Shared2FCBBoxHead: 12544->1024->1024, 81 + 320 outputs.
@@ -39,16 +35,10 @@ def test_parameter_counts_match_table_1(monkeypatch, capsys):
     assert counts['inference'] - counts['baseline'] == 31_571_189 - sibling
 
 
-def test_count_params_help(monkeypatch, capsys):
-    monkeypatch.setattr(sys, 'argv', ['count_params.py', '--help'])
-    with pytest.raises(SystemExit) as exit_info:
-        _count_params_tool().parse_args()
-    assert exit_info.value.code == 0
-    assert '--baseline' in capsys.readouterr().out
-
-
 def test_1x_config(tsd_config):
     assert tsd_config.custom_imports == dict(imports=['tsd_mmdet'], allow_failed_imports=False)
+    assert tsd_config.runner_type == 'TSDRunner'
+    assert tsd_config.custom_hooks == [dict(type='NonFiniteGuardHook')]
     roi_head = tsd_config.model.roi_head
     assert roi_head.type == 'TSDRoIHead'
     assert roi_head.bbox_roi_extractor.type == 'TSDRoIExtractor'

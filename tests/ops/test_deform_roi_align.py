@@ -964,3 +964,34 @@ def test_cuda_detector_size_matches_torchvision(num_rois):
         (want_gx,) = torch.autograd.grad(want, want_x, grad)
         torch.testing.assert_close(got[0], want, rtol=1e-4, atol=1e-4)
         torch.testing.assert_close(got[1], want_gx, rtol=1e-4, atol=1e-4)
+
+
+class _CallsTheFunction(torch.nn.Module):
+    def forward(self, x, rois, offset):
+        return deform_roi_align(x, rois, offset, (3, 2), 0.5, 2, 0.1, True) + 1
+
+
+class _CallsTheModule(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.pool = DeformRoIAlign((3, 2), 0.5, sampling_ratio=2)
+
+    def forward(self, x, rois, offset):
+        return self.pool(x, rois, offset) * 2
+
+
+@pytest.mark.parametrize('module', [_CallsTheFunction, _CallsTheModule])
+def test_fx_symbolic_trace_keeps_the_op_as_a_leaf(module):
+    """torch.fx traces a module that calls the op (function or DeformRoIAlign) into a graph with
+    one call of it, and the traced module computes what the module does."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 8, 9)
+    rois = torch.tensor([[0., 1., 2., 9., 12.], [1., 0., 0., 6., 5.]])
+    offset = torch.randn(2, 2, 3, 2)
+    model = module()
+    traced = torch.fx.symbolic_trace(model)
+    calls = [getattr(n.target, '__name__', n.target) for n in traced.graph.nodes
+             if n.op == 'call_function']
+    assert sorted(calls) == sorted(['deform_roi_align',
+                                    'add' if module is _CallsTheFunction else 'mul'])
+    torch.testing.assert_close(traced(x, rois, offset), model(x, rois, offset), rtol=0, atol=0)

@@ -1,4 +1,4 @@
-"""tools/setup_env.sh: its choice of interpreter and constraints (3.10-3.12), and its disk check.
+"""tools/misc/setup_env.sh: its choice of interpreter and constraints (3.10-3.12), its disk check.
 
 Not an equation of the paper. Fake interpreters answer the script's one version query, so the test
 needs no second Python; the real install is what `make test` itself runs on.
@@ -22,10 +22,12 @@ def _fake_python(tmp_path, version):
     path.chmod(0o755)
     return str(path)
 
+SETUP = osp.join(ROOT, 'tools', 'misc', 'setup_env.sh')
+
 
 def _check(tmp_path, python):
     env = dict(os.environ, TSD_PYTHON=python, TSD_VENV=str(tmp_path / 'venv'))
-    return subprocess.run(['bash', osp.join(ROOT, 'tools', 'setup_env.sh'), '--check'], env=env,
+    return subprocess.run(['bash', SETUP, '--check'], env=env,
                           capture_output=True, text=True, timeout=60)
 
 
@@ -87,7 +89,7 @@ def _check_env(tmp_path, **extra):
 
 
 def _run(env, *args):
-    return subprocess.run(['bash', osp.join(ROOT, 'tools', 'setup_env.sh'), *args], env=env,
+    return subprocess.run(['bash', SETUP, *args], env=env,
                           capture_output=True, text=True, timeout=60)
 
 

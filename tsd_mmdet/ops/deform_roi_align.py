@@ -6,6 +6,7 @@ import warnings
 
 import torch
 from torch import Tensor, nn
+from torch.overrides import handle_torch_function, has_torch_function
 
 from .reference import MAX_SAMPLING_GRID, check_deform_roi_align_args, deform_roi_align_reference
 
@@ -150,7 +151,15 @@ def deform_roi_align(input: Tensor, rois: Tensor, offset: Tensor | None = None, 
       gradient of ``offset`` is zero.
     - A batch index ``rois[k, 0]`` that does not truncate to an image of ``input`` (including inf
       and NaN) is an error: a RuntimeError on CPU, a device-side assertion on CUDA.
+
+    The op is a leaf of ``torch.fx`` graphs: ``symbolic_trace`` records one call of it, from
+    :class:`DeformRoIAlign` (``torch.fx.wrap``, as torchvision's ops) and from any module that calls
+    the function (the ``__torch_function__`` protocol, which fx's Proxy answers).
     """
+    tensors = tuple(t for t in (input, rois, offset) if t is not None)
+    if has_torch_function(tensors):  # fx Proxies, tensor subclasses
+        return handle_torch_function(deform_roi_align, tensors, input, rois, offset, output_size,
+                                     spatial_scale, sampling_ratio, gamma, aligned)
     oh, ow = check_deform_roi_align_args(input, rois, offset, output_size, spatial_scale,
                                          sampling_ratio, gamma, aligned)
     if not _USE_EXTENSION or (input.is_cuda and not _HAS_CUDA_KERNEL):
@@ -161,6 +170,11 @@ def deform_roi_align(input: Tensor, rois: Tensor, offset: Tensor | None = None, 
         _DeformRoIAlignFunction.apply
     return op(input, rois, offset, float(spatial_scale), oh, ow, int(sampling_ratio), float(gamma),
               aligned)
+
+
+# A leaf of torch.fx graphs, as torchvision's ops are: symbolic_trace records one call of the op
+# instead of tracing into its argument checks (which need real tensors).
+torch.fx.wrap('deform_roi_align')
 
 
 class DeformRoIAlign(nn.Module):

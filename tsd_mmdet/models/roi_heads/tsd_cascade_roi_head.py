@@ -10,49 +10,26 @@ from mmdet.models.roi_heads import CascadeRoIHead
 from mmdet.models.task_modules.samplers import SamplingResult
 from mmdet.registry import MODELS
 from mmdet.structures.bbox import get_box_tensor
-from mmdet.utils import MultiConfig, OptConfigType, OptMultiConfig
+from mmdet.utils import OptConfigType, OptMultiConfig
 from mmengine.model import ModuleList
-from torch import Tensor
+from torch import Tensor, nn
 
-from ..bbox_heads import TSDBBoxHead
-from ..roi_extractors import TSDRoIExtractor
 from .sibling_tolerant_loading import SiblingTolerantLoadMixin
-from .tsd_roi_head import TSDRoIHead
-
-
-class _TSDStage:
-    """One cascade stage seen as a single-stage TSDRoIHead.
-
-    TSDRoIHead's box methods (TSD forward of eq. 3-6, losses and PC of eq. 9) run on it unchanged:
-    it holds the stage's extractor, TSD head and sibling head, the shared PC terms, the stage's
-    ``train_cfg`` and the owner's training mode. It is a view made per call, not a module.
-    """
-
-    with_sibling = TSDRoIHead.with_sibling
-    _bbox_forward = TSDRoIHead._bbox_forward
-    _pc_ious = TSDRoIHead._pc_ious
-    bbox_loss = TSDRoIHead.bbox_loss
-
-    def __init__(self, owner: 'TSDCascadeRoIHead', stage: int) -> None:
-        self.bbox_roi_extractor = owner.bbox_roi_extractor[stage]
-        self.bbox_head = owner.bbox_head[stage]
-        self.sibling_head = None if owner.sibling_head is None else owner.sibling_head[stage]
-        self.pc_cls = owner.pc_cls
-        self.pc_loc = owner.pc_loc
-        self.train_cfg = None if owner.train_cfg is None else owner.train_cfg[stage]
-        self.training = owner.training
+from .tsd_stage import TSDStageMixin, sibling_configs
 
 
 @MODELS.register_module()
-class TSDCascadeRoIHead(SiblingTolerantLoadMixin, CascadeRoIHead):
+class TSDCascadeRoIHead(SiblingTolerantLoadMixin, TSDStageMixin, CascadeRoIHead):
     """Cascade RoI head with TSD box heads (Fig. 2 at every stage).
 
     Each stage pools F from its own proposals P (the RPN's at stage 0, the previous stage's
     refined boxes after), predicts delta_c / delta_r and runs the TSD branches on F-hat_c / F-hat_r,
-    exactly as :class:`TSDRoIHead`. In training, the stage's sibling head runs on F, and the PC
-    terms compare the two. The refined boxes handed to the next stage, in training and at
-    inference, are the TSD regression decoded from P-hat_r; the sibling heads never run at
-    inference. Mask heads, if any, are mmdet's, on the sampled proposals of each stage.
+    exactly as :class:`TSDRoIHead`: both run :class:`TSDStageMixin`'s box forward and losses, here
+    with the modules of the stage passed explicitly (:meth:`stage_modules`). In training, the
+    stage's sibling head runs on F, and the PC terms compare the two. The refined boxes handed to
+    the next stage, in training and at inference, are the TSD regression decoded from P-hat_r;
+    the sibling heads never run at inference. Mask heads, if any, are mmdet's, on the sampled
+    proposals of each stage.
 
     Loss keys: ``s{i}.`` + the keys of :class:`TSDRoIHead`; every key with ``loss`` in its name
     is multiplied by ``stage_loss_weights[i]`` (PC terms included), as mmdet does.
@@ -80,43 +57,22 @@ class TSDCascadeRoIHead(SiblingTolerantLoadMixin, CascadeRoIHead):
                  pc_cls: OptConfigType = None,
                  pc_loc: OptConfigType = None,
                  **kwargs) -> None:
-        if sibling_head is None and (pc_cls is not None or pc_loc is not None):
-            raise ValueError('TSDCascadeRoIHead: the progressive constraint (pc_cls / pc_loc) '
-                             'compares TSD with the sibling heads; set sibling_head or drop PC')
+        self.check_sibling_and_pc('TSDCascadeRoIHead', sibling_head, pc_cls, pc_loc)
         super().__init__(num_stages=num_stages, stage_loss_weights=stage_loss_weights, **kwargs)
-        self.sibling_head = None
-        if sibling_head is not None:
-            if not isinstance(sibling_head, list):
-                sibling_head = [sibling_head] * num_stages
-            if len(sibling_head) != num_stages:
-                raise ValueError(f'TSDCascadeRoIHead: {len(sibling_head)} sibling heads for '
-                                 f'{num_stages} stages')
-            self.sibling_head = ModuleList([MODELS.build(cfg) for cfg in sibling_head])
-            if any(s.num_classes != h.num_classes
-                   for s, h in zip(self.sibling_head, self.bbox_head)):
-                raise ValueError('TSDCascadeRoIHead: sibling_head and bbox_head differ in '
-                                 'num_classes')
-        self.pc_cls = None if pc_cls is None else MODELS.build(pc_cls)
-        self.pc_loc = None if pc_loc is None else MODELS.build(pc_loc)
+        configs = sibling_configs(sibling_head, num_stages)
+        self.sibling_head = None if sibling_head is None else ModuleList(
+            [MODELS.build(cfg) for cfg in configs])
+        self.build_pc(pc_cls, pc_loc)
+        for stage in range(num_stages):
+            self.check_stage_modules('TSDCascadeRoIHead', *self.stage_modules(stage))
 
-    def init_bbox_head(self, bbox_roi_extractor: MultiConfig, bbox_head: MultiConfig) -> None:
-        """Build the per-stage box RoI extractors and heads, checking they are TSD's.
-
-        Args:
-            bbox_roi_extractor (dict | list[dict]): TSDRoIExtractor config(s).
-            bbox_head (dict | list[dict]): TSDBBoxHead config(s).
-        """
-        super().init_bbox_head(bbox_roi_extractor, bbox_head)
-        for extractor, head in zip(self.bbox_roi_extractor, self.bbox_head):
-            if not isinstance(extractor, TSDRoIExtractor):
-                raise TypeError('TSDCascadeRoIHead needs bbox_roi_extractor type '
-                                f'TSDRoIExtractor, got {type(extractor).__name__}')
-            if not isinstance(head, TSDBBoxHead):
-                raise TypeError('TSDCascadeRoIHead needs bbox_head type TSDBBoxHead, got '
-                                f'{type(head).__name__}')
+    def stage_modules(self, stage: int) -> tuple[nn.Module, nn.Module, nn.Module | None]:
+        """The modules of ``stage``: its extractor, TSD box head and sibling head (or None)."""
+        sibling = None if self.sibling_head is None else self.sibling_head[stage]
+        return self.bbox_roi_extractor[stage], self.bbox_head[stage], sibling
 
     def _bbox_forward(self, stage: int, x: tuple[Tensor], rois: Tensor) -> dict:
-        """:meth:`TSDRoIHead._bbox_forward` with the modules of ``stage``.
+        """:meth:`TSDStageMixin.tsd_bbox_forward` with the modules of ``stage``.
 
         Args:
             stage (int): Cascade stage.
@@ -127,11 +83,11 @@ class TSDCascadeRoIHead(SiblingTolerantLoadMixin, CascadeRoIHead):
             dict: ``cls_score``, ``bbox_pred``, ``rois_r``, ``delta_c``, ``delta_r``,
             ``bbox_feats`` (and the sibling outputs in training), as TSDRoIHead.
         """
-        return _TSDStage(self, stage)._bbox_forward(x, rois)
+        return self.tsd_bbox_forward(x, rois, *self.stage_modules(stage))
 
     def bbox_loss(self, stage: int, x: tuple[Tensor],
                   sampling_results: list[SamplingResult]) -> dict:
-        """:meth:`TSDRoIHead.bbox_loss` for ``stage``, with ``rois`` set to P-hat_r.
+        """:meth:`TSDStageMixin.tsd_bbox_loss` for ``stage``, with ``rois`` set to P-hat_r.
 
         ``CascadeRoIHead.loss`` refines the boxes with ``bbox_head.refine_bboxes``, which decodes
         ``bbox_pred`` from ``rois``: TSD's deltas are relative to P-hat_r (``rois_r``).
@@ -144,7 +100,9 @@ class TSDCascadeRoIHead(SiblingTolerantLoadMixin, CascadeRoIHead):
         Returns:
             dict: TSDRoIHead's box results plus ``rois`` (K, 5), equal to ``rois_r``.
         """
-        bbox_results = _TSDStage(self, stage).bbox_loss(x, sampling_results)
+        train_cfg = None if self.train_cfg is None else self.train_cfg[stage]
+        bbox_results = self.tsd_bbox_loss(x, sampling_results, *self.stage_modules(stage),
+                                          train_cfg)
         bbox_results['rois'] = bbox_results['rois_r']
         return bbox_results
 

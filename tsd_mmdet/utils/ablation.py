@@ -1,16 +1,17 @@
 """The ablation that checks the method on the generated data: baseline, D_head, TSD, PC, variants.
 
-Tables 1-4 of the paper in small: every row trains the same iterations from the same config family
-(configs/shapes/), for several seeds, and docs/results.md gets AP, AP50, AP75 (mean and spread),
-every run per seed and the paired per-seed differences of the comparisons the paper makes.
+Tables 1-4 of the paper in small (D_head, TSD and the PC terms of eq. 7-9 as rows): every row
+trains the same iterations from the same config family (configs/shapes/), for several seeds, and
+docs/results.md gets AP, AP50, AP75 (mean and spread), every run per seed and the paired per-seed
+differences of the comparisons the paper makes.
 Each finished run leaves metrics.json in its work dir and is skipped next time; an interrupted run
 resumes from its last checkpoint, so re-running the command continues where it stopped. The table
 is written from every finished run, so runs of several invocations (e.g. ``--variants`` subsets)
 add up. Finished runs are also recorded in docs/ablation_runs.json (metrics, minutes, the commit
 they ran at), which is committed: a later session on a machine without the work dirs skips them
 too. Delete a row's entries there (or pass ``--record ''``) to run it again after a change.
+tools/analysis_tools/ablation.py is the command line.
 """
-import argparse
 import json
 import os.path as osp
 import statistics
@@ -18,10 +19,13 @@ import subprocess
 import sys
 import time
 
-from analysis.run_table import last_val_metrics  # tools/analysis/
 from scipy import stats  # mmdet depends on it
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from .run_table import last_val_metrics
+
+# The repository (an editable install's parent folder): training runs from there.
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+TRAIN_SCRIPT = 'tools/train.py'
 BASELINE = 'configs/shapes/faster-rcnn_r18_fpn_shapes.py'
 TSD = 'configs/shapes/tsd-faster-rcnn_r18_fpn_shapes.py'
 NO_PC = ['model.roi_head.pc_cls=None', 'model.roi_head.pc_loc=None']
@@ -81,7 +85,8 @@ COMPARISONS = [
 METRICS = ('coco/bbox_mAP', 'coco/bbox_mAP_50', 'coco/bbox_mAP_75')
 BASELINE_ROW = 'baseline (sibling head)'
 RECORD = 'docs/ablation_runs.json'
-NOTES_MARKER = '<!-- notes below are kept when tools/ablation.py rewrites the tables -->'
+NOTES_MARKER = ('<!-- notes below are kept when tools/analysis_tools/ablation.py rewrites the '
+                'tables -->')
 
 
 def slug(name: str) -> str:
@@ -91,7 +96,7 @@ def slug(name: str) -> str:
 def read_val_metrics(work_dir: str) -> dict | None:
     """The COCO box metrics of the last validation mmengine logged in ``work_dir``, or None.
 
-    The log is read by run_table's reader (tools/analysis/run_table.py); a run whose last
+    The log is read by run_table's reader (:mod:`tsd_mmdet.utils.run_table`); a run whose last
     validation lacks one of ``METRICS`` has none to report here.
     """
     logged = last_val_metrics(work_dir)
@@ -141,7 +146,7 @@ def run_one(name: str, seed: int, out_dir: str, extra: list[str],
     if osp.exists(metrics_file):
         with open(metrics_file) as f:
             return json.load(f)
-    cmd = [sys.executable, 'tools/train.py', config, '--work-dir', work_dir,
+    cmd = [sys.executable, TRAIN_SCRIPT, config, '--work-dir', work_dir,
            '--cfg-options', f'randomness.seed={seed}', *options, *extra]
     if osp.exists(osp.join(work_dir, 'last_checkpoint')):
         cmd.append('--resume')
@@ -218,7 +223,8 @@ def write_table(results: dict, seeds: list[int], path: str) -> str:
     """
     base = results.get(BASELINE_ROW, {})
     lines = ['# Ablation on the generated shapes data', '',
-             f'`python tools/ablation.py --seeds {" ".join(map(str, seeds))}`: equal iterations '
+             f'`python tools/analysis_tools/ablation.py --seeds {" ".join(map(str, seeds))}`: '
+             'equal iterations '
              'per row (configs/shapes/), COCO AP on the validation split, mean +- standard '
              'deviation over seeds (n = runs finished); gains are differences of the means from '
              'the baseline row.', '',
@@ -269,42 +275,40 @@ def write_table(results: dict, seeds: list[int], path: str) -> str:
     return text
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
-    parser.add_argument('--variants', nargs='+', choices=list(VARIANTS), default=list(VARIANTS))
-    parser.add_argument('--work-dir', default='work_dirs/ablation')
-    parser.add_argument('--out', default='docs/results.md', help='markdown table to write')
-    parser.add_argument('--cfg-options', nargs='+', default=[],
-                        help='extra overrides for every run (e.g. data_root=...); runs with '
-                        'overrides are not recorded')
-    parser.add_argument('--record', default=RECORD,
-                        help="finished runs, kept across machines ('' for none)")
-    parser.add_argument('--table-only', action='store_true',
-                        help='train nothing: rewrite the table (and record) from finished runs')
-    args = parser.parse_args(argv)
-    out_dir = osp.abspath(args.work_dir)
-    record_path = osp.join(ROOT, args.record) if args.record and not args.cfg_options else None
-    record = load_record(record_path)
+def run(seeds: list[int], variants: list[str], work_dir: str, out: str,
+        cfg_options: list[str] | None = None, record: str | None = RECORD,
+        table_only: bool = False) -> None:
+    """Train (unless finished) every row of ``variants`` for every seed, seeds outermost (an early
+    stop still compares every row), and rewrite the table and the record after each run.
 
+    Args:
+        seeds: seeds to run.
+        variants: rows of :data:`VARIANTS` to run.
+        work_dir: where the runs' work dirs go.
+        out: the markdown file (relative to the repository) the tables go to.
+        cfg_options: extra ``--cfg-options`` for every run (e.g. ``data_root=...``); runs with
+            overrides are not recorded.
+        record: the record of finished runs, relative to the repository ('' or None: none).
+        table_only: train nothing: rewrite the table (and the record) from finished runs.
+    """
+    cfg_options = cfg_options or []
+    out_dir = osp.abspath(work_dir)
+    record_path = osp.join(ROOT, record) if record and not cfg_options else None
+    recorded = load_record(record_path)
     # The table covers the seeds asked and every seed in the record, so that a run of a few rows
     # or seeds rewrites the whole table rather than a slice of it.
-    table_seeds = sorted(set(args.seeds).union(*(runs.keys() for runs in record.values())))
+    table_seeds = sorted(set(seeds).union(*(runs.keys() for runs in recorded.values())))
 
     def update() -> None:
-        results = finished_runs(out_dir, table_seeds, record)
+        results = finished_runs(out_dir, table_seeds, recorded)
         if record_path:
             save_record(record_path, results)
-        print(write_table(results, table_seeds, osp.join(ROOT, args.out)), flush=True)
+        print(write_table(results, table_seeds, osp.join(ROOT, out)), flush=True)
 
-    if args.table_only:
+    if table_only:
         update()
         return
-    for seed in args.seeds:  # seeds outermost: an early stop still compares every row
-        for name in args.variants:
-            run_one(name, seed, out_dir, args.cfg_options, record)
+    for seed in seeds:
+        for name in variants:
+            run_one(name, seed, out_dir, cfg_options, recorded)
             update()
-
-
-if __name__ == '__main__':
-    main()

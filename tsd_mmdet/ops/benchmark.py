@@ -1,17 +1,21 @@
 """Benchmark of tsd_mmdet's deformable RoIAlign (TSD's Prop.w, eq. 3-4, and Point.w, eq. 5-6).
 
 Times forward and backward against torchvision's roi_align, the PyTorch reference and (on CUDA)
-mmcv's DeformRoIPool, from mmcv or built alone from mmcv's source release (``--mmcv-src``), and
-prints a table (``--markdown`` also writes it as markdown). CUDA times come from CUDA events.
+mmcv's DeformRoIPool, from mmcv or built alone from mmcv's source release
+(:mod:`tsd_mmdet.ops.mmcv_deform_roi_pool`). CUDA times come from CUDA events. Needs torch and
+torchvision alone (tools/misc/gpu_check.sh runs it on a bare GPU machine);
+tools/analysis_tools/benchmark_op.py is the command line, whose arguments are the fields of
+:class:`OpBenchSettings`.
 """
-import argparse
 import statistics
 import time
+from dataclasses import dataclass
 
 import torch
 import torchvision
 
-from tsd_mmdet.ops import deform_roi_align, deform_roi_align_reference, has_extension
+from .deform_roi_align import deform_roi_align, has_extension
+from .reference import deform_roi_align_reference
 
 IMAGE_H, IMAGE_W = 800, 1344
 CASES = {  # name: (N, C, H, W, K)
@@ -21,46 +25,38 @@ CASES = {  # name: (N, C, H, W, K)
 OFFSETS = ('none', 'prop', 'point')
 
 
-def parse_args():
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--device', choices=('cpu', 'cuda'), default='cpu')
-    parser.add_argument('--threads', type=int, default=2,
-                        help='torch CPU threads (default: 2, the CPU goal is set for 2)')
-    parser.add_argument('--cases', nargs='+', choices=tuple(CASES), default=list(CASES))
-    parser.add_argument('--offsets', nargs='+', choices=OFFSETS, default=list(OFFSETS))
-    parser.add_argument('--repeats', type=int, default=5, help='timed runs (median is reported)')
-    parser.add_argument('--warmup', type=int, default=2, help='untimed runs before timing')
-    parser.add_argument('--reference-repeats', type=int, default=3,
-                        help='timed runs of the (slow) reference')
-    parser.add_argument('--reference-warmup', type=int, default=0,
-                        help='untimed runs of the reference before timing')
-    parser.add_argument('--reference-max-rois', type=int, default=4096,
-                        help='skip the reference for cases with more RoIs than this')
-    parser.add_argument('--output-size', type=int, default=7)
-    parser.add_argument('--sampling-ratio', type=int, default=2)
-    parser.add_argument('--spatial-scale', type=float, default=1 / 8)
-    parser.add_argument('--gamma', type=float, default=0.1)
-    parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--mmcv-src', metavar='PATH',
-                        help="CUDA: where mmcv does not import, build mmcv's DeformRoIPool alone "
-                        "from mmcv's source release, .tar.gz or folder "
-                        "(tools/mmcv_deform_roi_pool.py)")
-    parser.add_argument('--markdown', metavar='FILE', help='also write the table as markdown here')
-    return parser.parse_args()
+@dataclass
+class OpBenchSettings:
+    """What one benchmark run measures (the command line's arguments, same names)."""
+
+    device: str = 'cpu'
+    threads: int = 2
+    cases: tuple[str, ...] = tuple(CASES)
+    offsets: tuple[str, ...] = OFFSETS
+    repeats: int = 5
+    warmup: int = 2
+    reference_repeats: int = 3
+    reference_warmup: int = 0
+    reference_max_rois: int = 4096
+    output_size: int = 7
+    sampling_ratio: int = 2
+    spatial_scale: float = 1 / 8
+    gamma: float = 0.1
+    seed: int = 0
+    mmcv_src: str | None = None
 
 
-def make_inputs(case, offset_kind, args):
+def make_inputs(case: str, offset_kind: str, settings: OpBenchSettings):
     n, c, h, w, k = CASES[case]
-    device = torch.device(args.device)
-    gen = torch.Generator().manual_seed(args.seed)
+    device = torch.device(settings.device)
+    gen = torch.Generator().manual_seed(settings.seed)
     x = torch.randn(n, c, h, w, generator=gen)
     # Random boxes within the image: two corners, sorted.
     size = torch.tensor([IMAGE_W, IMAGE_H], dtype=torch.float32)
     p, q = (torch.rand(k, 2, generator=gen) * size for _ in range(2))
     batch = torch.randint(0, n, (k, 1), generator=gen).float()
     rois = torch.cat([batch, torch.minimum(p, q), torch.maximum(p, q)], 1)
-    oh = args.output_size
+    oh = settings.output_size
     offset = None
     if offset_kind == 'prop':
         offset = torch.randn(k, 2, generator=gen) * 0.5
@@ -131,29 +127,30 @@ def time_ops(ops, device):
     return [(statistics.median(f), statistics.median(b)) for f, b in zip(fwd, bwd)]
 
 
-def mmcv_pool(args):
+def mmcv_pool(settings: OpBenchSettings):
     """(mmcv's DeformRoIPool, where it comes from) on CUDA, or (None, why not)."""
-    if args.device != 'cuda':
+    if settings.device != 'cuda':
         return None, 'CUDA only'
     try:
         from mmcv.ops import DeformRoIPool
-        return (DeformRoIPool(args.output_size, args.spatial_scale, args.sampling_ratio,
-                              args.gamma), 'mmcv.ops')
+        return (DeformRoIPool(settings.output_size, settings.spatial_scale, settings.sampling_ratio,
+                              settings.gamma), 'mmcv.ops')
     except Exception as error:  # mmcv missing or built without ops
         why = f'mmcv.ops does not import ({type(error).__name__}: {error})'
-    if not args.mmcv_src:
+    if not settings.mmcv_src:
         return None, why + '; --mmcv-src builds it from source'
-    from mmcv_deform_roi_pool import MMCVDeformRoIPool  # tools/, beside this script
-    pool = MMCVDeformRoIPool(args.mmcv_src, args.output_size, args.spatial_scale,
-                             args.sampling_ratio, args.gamma)
-    return pool, f'built alone from {args.mmcv_src}'
+    from .mmcv_deform_roi_pool import MMCVDeformRoIPool
+    pool = MMCVDeformRoIPool(settings.mmcv_src, settings.output_size, settings.spatial_scale,
+                             settings.sampling_ratio, settings.gamma)
+    return pool, f'built alone from {settings.mmcv_src}'
 
 
-def check_against_mmcv(pool, args):
+def check_against_mmcv(pool, settings: OpBenchSettings):
     """Largest |ours - mmcv| of the output and of both gradients, Point.w, aligned (same op)."""
-    x, rois, offset = make_inputs('realistic', 'point', args)
-    common = (args.output_size, args.spatial_scale, args.sampling_ratio, args.gamma, True)
-    grad = torch.randn(rois.size(0), x.size(1), args.output_size, args.output_size,
+    x, rois, offset = make_inputs('realistic', 'point', settings)
+    common = (settings.output_size, settings.spatial_scale, settings.sampling_ratio,
+              settings.gamma, True)
+    grad = torch.randn(rois.size(0), x.size(1), settings.output_size, settings.output_size,
                        device=x.device)
     ours = deform_roi_align(x, rois, offset, *common)
     theirs = pool(x, rois, offset)
@@ -164,19 +161,19 @@ def check_against_mmcv(pool, args):
     return diffs
 
 
-def bench_case(case, offset_kind, args, pool):
+def bench_case(case: str, offset_kind: str, settings: OpBenchSettings, pool):
     """[(op name, (fwd ms, bwd ms))] for one case, ours first."""
     k = CASES[case][4]
-    oh = args.output_size
-    x, rois, offset = make_inputs(case, offset_kind, args)
+    oh = settings.output_size
+    x, rois, offset = make_inputs(case, offset_kind, settings)
     inputs = [x] if offset is None else [x, offset]
-    common = (oh, args.spatial_scale, args.sampling_ratio, args.gamma, True)
-    timing = (args.repeats, args.warmup)
+    common = (oh, settings.spatial_scale, settings.sampling_ratio, settings.gamma, True)
+    timing = (settings.repeats, settings.warmup)
     names = ['tsd deform_roi_align', 'torchvision roi_align']
     ops = [(lambda: deform_roi_align(x, rois, offset, *common), inputs, *timing),
            # torchvision has no offset: plain RoIAlign with the same sampling.
-           (lambda: torchvision.ops.roi_align(x, rois, oh, args.spatial_scale,
-                                              args.sampling_ratio, aligned=True), [x], *timing)]
+           (lambda: torchvision.ops.roi_align(x, rois, oh, settings.spatial_scale,
+                                              settings.sampling_ratio, aligned=True), [x], *timing)]
     if pool is not None:
         # mmcv takes a (K, 2, oh, ow) offset; Prop.w is the same shift in every bin.
         mm_off = offset
@@ -184,11 +181,11 @@ def bench_case(case, offset_kind, args, pool):
             mm_off = offset[:, :, None, None].expand(k, 2, oh, oh)
         names.append('mmcv DeformRoIPool')
         ops.append((lambda: pool(x, rois, mm_off), inputs, *timing))
-    if k <= args.reference_max_rois:
+    if k <= settings.reference_max_rois:
         names.append('reference (PyTorch)')
         ops.append((lambda: deform_roi_align_reference(x, rois, offset, *common), inputs,
-                    args.reference_repeats, args.reference_warmup))
-    return list(zip(names, time_ops(ops, args.device)))
+                    settings.reference_repeats, settings.reference_warmup))
+    return list(zip(names, time_ops(ops, settings.device)))
 
 
 def goal(offset_kind, device):
@@ -209,26 +206,35 @@ def markdown_table(summary):
     return '\n'.join(lines) + '\n'
 
 
-def main():
-    args = parse_args()
-    if args.device == 'cuda' and not torch.cuda.is_available():
+def run(settings: OpBenchSettings, markdown: str | None = None) -> list:
+    """Run the benchmark and print its table, the goals and a one-line summary (``BENCH: ...``).
+
+    Args:
+        settings: what to measure.
+        markdown: also write the table as markdown to this file.
+
+    Returns:
+        list: per case and offset kind, ``(case, offset_kind, [(op name, (fwd ms, bwd ms))])``.
+    """
+    if settings.device == 'cuda' and not torch.cuda.is_available():
         raise SystemExit('--device cuda: no CUDA device available')
-    torch.set_num_threads(args.threads)
-    oh = args.output_size
-    pool, pool_source = mmcv_pool(args)
-    name = torch.cuda.get_device_name() if args.device == 'cuda' else 'CPU'
-    print(f'device={args.device} ({name}) threads={torch.get_num_threads()} '
+    torch.set_num_threads(settings.threads)
+    oh = settings.output_size
+    pool, pool_source = mmcv_pool(settings)
+    name = torch.cuda.get_device_name() if settings.device == 'cuda' else 'CPU'
+    print(f'device={settings.device} ({name}) threads={torch.get_num_threads()} '
           f'extension={has_extension()} torch={torch.__version__} '
           f'torchvision={torchvision.__version__}')
-    print(f'output {oh}x{oh}, sampling_ratio={args.sampling_ratio}, '
-          f'spatial_scale={args.spatial_scale:g}, boxes within {IMAGE_H}x{IMAGE_W}; '
-          f'median of {args.repeats} interleaved runs after {args.warmup} warm-up (reference: '
-          f'{args.reference_repeats} runs after {args.reference_warmup} warm-up); '
-          f'{"CUDA events" if args.device == "cuda" else "perf_counter"}')
+    print(f'output {oh}x{oh}, sampling_ratio={settings.sampling_ratio}, '
+          f'spatial_scale={settings.spatial_scale:g}, boxes within {IMAGE_H}x{IMAGE_W}; '
+          f'median of {settings.repeats} interleaved runs after {settings.warmup} warm-up '
+          f'(reference: '
+          f'{settings.reference_repeats} runs after {settings.reference_warmup} warm-up); '
+          f'{"CUDA events" if settings.device == "cuda" else "perf_counter"}')
     print('mmcv DeformRoIPool: ' + (pool_source if pool is not None
                                     else 'not compared: ' + pool_source))
     if pool is not None:
-        out, gx, go = check_against_mmcv(pool, args)
+        out, gx, go = check_against_mmcv(pool, settings)
         print(f'ours vs mmcv DeformRoIPool (Point.w, realistic case): max |diff| output {out:.2e}, '
               f'grad_input {gx:.2e}, grad_offset {go:.2e}')
     header = (f'{"case":<10} {"offset":<6} {"op":<24} {"fwd ms":>9} {"bwd ms":>9} '
@@ -236,26 +242,26 @@ def main():
     print(header)
     print('-' * len(header))
     summary = []
-    for case in args.cases:
-        for offset_kind in args.offsets:
-            rows = bench_case(case, offset_kind, args, pool)
+    for case in settings.cases:
+        for offset_kind in settings.offsets:
+            rows = bench_case(case, offset_kind, settings, pool)
             ours = sum(rows[0][1])
             for op, (f, b) in rows:
                 print(f'{case:<10} {offset_kind:<6} {op:<24} {f:9.3f} {b:9.3f} {f + b:9.3f} '
                       f'{(f + b) / ours:10.2f}x')
             summary.append((case, offset_kind, rows))
-    if args.markdown:
-        with open(args.markdown, 'w') as f:
-            channels = '/'.join(str(c) for c in sorted({CASES[case][1] for case in args.cases}))
-            f.write(f'{name}, torch {torch.__version__}: {args.device}, output {oh}x{oh}, '
-                    f'sampling_ratio {args.sampling_ratio}, {channels} channels; median of '
-                    f'{args.repeats} runs\n\n')
+    if markdown:
+        with open(markdown, 'w') as f:
+            channels = '/'.join(str(c) for c in sorted({CASES[case][1] for case in settings.cases}))
+            f.write(f'{name}, torch {torch.__version__}: {settings.device}, output {oh}x{oh}, '
+                    f'sampling_ratio {settings.sampling_ratio}, {channels} channels; median of '
+                    f'{settings.repeats} runs\n\n')
             f.write(markdown_table(summary))
-        print(f'markdown table: {args.markdown}')
+        print(f'markdown table: {markdown}')
     print()
-    goals = (f'<= {goal("none", args.device)} with no offset, aim <= 1.0; '
-             f'<= {goal("prop", args.device)} with Prop.w / Point.w')
-    print(f'ours / torchvision roi_align without offset (f+b; {args.device} goal: {goals}), '
+    goals = (f'<= {goal("none", settings.device)} with no offset, aim <= 1.0; '
+             f'<= {goal("prop", settings.device)} with Prop.w / Point.w')
+    print(f'ours / torchvision roi_align without offset (f+b; {settings.device} goal: {goals}), '
           'reference / ours:')
     failed = []
     for case, offset_kind, rows in summary:
@@ -263,7 +269,7 @@ def main():
         ours = times['tsd deform_roi_align']
         ratio = ours / times['torchvision roi_align']
         line = f'  {case:<10} {offset_kind:<6} vs torchvision {ratio:.2f}'
-        if ratio > goal(offset_kind, args.device):
+        if ratio > goal(offset_kind, settings.device):
             failed.append(f'{case}/{offset_kind} {ratio:.2f}')
             line += ' (over the goal)'
         if 'mmcv DeformRoIPool' in times:
@@ -273,7 +279,4 @@ def main():
         print(line)
     print('BENCH: ' + ('all ratios within their goals' if not failed
                        else 'over the goal: ' + ', '.join(failed)))
-
-
-if __name__ == '__main__':
-    main()
+    return summary

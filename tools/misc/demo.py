@@ -1,9 +1,11 @@
 """The main job (`make demo`): make data, train a small TSD Faster R-CNN, evaluate, draw it.
 
 Runs the project's tools in order: tools/train.py (which generates data/shapes/ when missing),
-tools/test.py (COCO AP table), tools/analysis/iou_breakdown.py (AP at IoU .5-.9, Figure 6) and
-tools/visualize_tsd.py (P, P_r-hat and P_c-hat, Figure 5). Any COCO dataset works through
---cfg-options (see the config's header). Re-running resumes an interrupted training.
+tools/test.py (COCO AP table), tools/analysis_tools/iou_breakdown.py (AP at IoU .5-.9, Figure 6)
+and tools/analysis_tools/visualize_tsd.py (P, P_r-hat and P_c-hat, Figure 5). Any COCO dataset
+works through --cfg-options (see the config's header): every step, the IoU breakdown's ground
+truth included, reads the config as the tools do (``tsd_mmdet.utils.load_config``). Re-running
+resumes an interrupted training.
 """
 import argparse
 import os
@@ -12,7 +14,9 @@ import subprocess
 import sys
 import time
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from mmengine.config import DictAction
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEFAULT_CONFIG = 'configs/shapes/tsd-faster-rcnn_r18_fpn_shapes.py'
 
 
@@ -52,21 +56,19 @@ def main(argv=None) -> None:
     run('evaluate (COCO metric)', [py, 'tools/test.py', args.config, checkpoint, '--work-dir',
                                    osp.join(work_dir, 'test'), '--out', results, *opts])
 
-    from mmengine.config import Config, DictAction
+    from tsd_mmdet.utils import load_config
 
-    cfg = Config.fromfile(osp.join(ROOT, args.config))
-    if args.cfg_options:
-        parser = argparse.ArgumentParser()
-        parser.add_argument('--o', nargs='+', action=DictAction)
-        cfg.merge_from_dict(parser.parse_args(['--o', *args.cfg_options]).o)
-    ann_file = cfg.test_evaluator.ann_file
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
+    cfg_options = parser.parse_args(opts).cfg_options
+    cfg = load_config(osp.join(ROOT, args.config), cfg_options)
     run('AP across IoU thresholds', [
-        py, 'tools/analysis/iou_breakdown.py', ann_file, results, '--names', 'TSD',
-        '--out-table', osp.join(work_dir, 'iou_breakdown.md'),
+        py, 'tools/analysis_tools/iou_breakdown.py', cfg.test_evaluator.ann_file, results,
+        '--names', 'TSD', '--out-table', osp.join(work_dir, 'iou_breakdown.md'),
         '--out-png', osp.join(work_dir, 'iou_breakdown.png')])
     run('what TSD learned (P, P_r-hat, P_c-hat)', [
-        py, 'tools/visualize_tsd.py', args.config, checkpoint, '--num-images', str(args.num_vis),
-        '--out-dir', osp.join(work_dir, 'vis'), '--device', 'cpu', *opts])
+        py, 'tools/analysis_tools/visualize_tsd.py', args.config, checkpoint, '--num-images',
+        str(args.num_vis), '--out-dir', osp.join(work_dir, 'vis'), '--device', 'cpu', *opts])
     print(f'\nDone. Results, plots and pictures are in {work_dir}', flush=True)
     print(f'  {osp.join(work_dir, "iou_breakdown.png")}\n  {osp.join(work_dir, "vis")}{os.sep}')
 

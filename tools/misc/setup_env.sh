@@ -10,7 +10,7 @@ set -euo pipefail
 CHECK_ONLY=0
 [ "${1:-}" = "--check" ] && CHECK_ONLY=1
 
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
 VENV=${TSD_VENV:-$ROOT/.venv}
 if [ -n "${TSD_PYTHON:-}" ]; then
@@ -85,7 +85,7 @@ fi
 
 # Everything that decides what is installed goes into the stamp: change any of it and set-up reruns.
 stamp_key() {
-  { echo "$PY_MINOR"; cat "$CONSTRAINTS" requirements/base.txt Makefile setup.py tools/setup_env.sh csrc/*; } 2>/dev/null | sha256sum | cut -c1-16
+  { echo "$PY_MINOR"; cat "$CONSTRAINTS" requirements/base.txt Makefile setup.py tools/misc/setup_env.sh csrc/*; } 2>/dev/null | sha256sum | cut -c1-16
 }
 STAMP=$VENV/.tsd-setup-stamp
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$(stamp_key)" ] && "$VENV/bin/python" -c 'import tsd_mmdet' 2>/dev/null; then

@@ -1,9 +1,9 @@
 """mmcv's DeformRoIPool CUDA kernels, built alone from mmcv's source release (no mmcv install).
 
-The comparison op of tools/benchmark_op.py on a GPU machine without mmcv: the same pooling as TSD's
-Point.w (eq. 5-6, aligned), built with torch's JIT loader from mmcv's own kernel and launcher files.
+The comparison op of ``tsd_mmdet.ops.benchmark`` on a GPU machine without mmcv: the same pooling as
+TSD's Point.w (eq. 5-6, aligned), built with torch's JIT loader from mmcv's own kernel and launcher
+files. Needs torch alone. tools/misc/build_mmcv_deform_roi_pool.py builds it ahead of a benchmark.
 """
-import argparse
 import glob
 import os
 import tarfile
@@ -107,16 +107,3 @@ class MMCVDeformRoIPool(torch.nn.Module):
         return _Function.apply(self.ext, x.contiguous(), rois.contiguous(),
                                offset.contiguous(), *self.args)
 
-
-def main():
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument('mmcv_src', help="mmcv's source release (.tar.gz) or its unpacked folder")
-    parser.add_argument('--build-dir', help='where to build (default: mmcv_deform_roi_pool in '
-                        '$TORCH_EXTENSIONS_DIR or /tmp)')
-    args = parser.parse_args()
-    build(args.mmcv_src, args.build_dir, verbose=True)
-    print('built mmcv DeformRoIPool (CUDA) from', args.mmcv_src)
-
-
-if __name__ == '__main__':
-    main()

@@ -1,42 +1,29 @@
-"""Draw what a TSD detector learnt: Figure 5 of the TSD paper.
+"""What a TSD detector learnt, drawn: P, the derived P-hat_r and P-hat_c of eq. 3-6 (Figure 5).
 
-For each image, two panels side by side, saved as ``<out-dir>/<image name>.png``:
-
-- left: the top-N proposals P by TSD score (yellow), the derived regression proposal P-hat_r
-  (red; eq. 3-4) and the sample centres of P-hat_c (pink: the centre of each k x k bin of P moved by
-  its pointwise offset, eq. 5-6). A point-wise P-hat_r is drawn as red centres instead of a box;
-  a proposal-wise P-hat_c as the pink centres of its translated bins.
-- right: the final detections after NMS (blue, with class and score) and, for images taken from
-  the config's val dataset, the ground truth (green).
-
-Everything is drawn in the original image's coordinates (the test pipeline's ``scale_factor`` is
-undone). The proposals come from ``model.rpn_head``, the offsets from
-``model.roi_head._bbox_forward``.
-
-    python tools/visualize_tsd.py configs/shapes/tsd-faster-rcnn_r18_fpn_shapes.py \
-        work_dirs/tsd/iter_1500.pth --num-images 8 --out-dir vis/
-    python tools/visualize_tsd.py CONFIG CHECKPOINT --images 'data/shapes/val/00001*.jpg'
+For an image, :func:`tsd_outputs` runs the detector and collects the top-N proposals P by TSD score,
+their derived proposals (the regression RoI P-hat_r = P + gamma_reg * delta_r * (w, h) from the
+head's own :meth:`~tsd_mmdet.models.bbox_heads.TSDBBoxHead.derive_reg_rois`, and the sample
+centres of P-hat_c: the centre of each k x k bin of P moved by its pointwise offset) and the final
+detections; :func:`draw_tsd` writes the two-panel figure. Works for :class:`TSDRoIHead` and for
+each stage of :class:`TSDCascadeRoIHead`. Everything is in the original image's coordinates (the
+test pipeline's ``scale_factor`` is undone). tools/analysis_tools/visualize_tsd.py is the command
+line.
 """
-import argparse
 import glob
-import os
 import os.path as osp
 
-import mmcv
 import numpy as np
 import torch
-from dataset_check import apply_data_overrides  # tools/, next to this script
 from mmcv.ops import nms
 from mmcv.transforms import Compose
-from mmdet.apis import init_detector
 from mmdet.registry import DATASETS
 from mmdet.structures.bbox import bbox2roi
-from mmdet.utils import get_test_pipeline_cfg
-from mmengine.config import Config, DictAction
-from torch import Tensor
+from mmengine.config import Config
+from torch import Tensor, nn
 from torch.nn import functional as F
 
-import tsd_mmdet  # noqa: F401  (registers TSD's modules: no custom_imports needed)
+from ..models.bbox_heads import TSDBBoxHead
+from ..models.roi_heads import TSDCascadeRoIHead, TSDRoIHead
 
 COLORS = dict(proposal='yellow', reg='red', cls='hotpink', det='deepskyblue', gt='lime')
 
@@ -60,9 +47,9 @@ def bin_centres(bboxes: Tensor, grid_size: tuple[int, int]) -> Tensor:
     return torch.stack(torch.broadcast_tensors(cx, cy), dim=-1)
 
 
-def derived_proposals(bboxes: Tensor, delta_c: Tensor, delta_r: Tensor, gamma_cls: float,
-                      gamma_reg: float, grid_size: tuple[int, int]) -> dict:
-    """The derived proposals of TSD from P and the raw offsets (eq. 3-6).
+def derived_proposals(bboxes: Tensor, delta_c: Tensor, delta_r: Tensor,
+                      head: TSDBBoxHead) -> dict:
+    """The derived proposals of TSD from P and the raw offsets (eq. 3-6), as ``head`` uses them.
 
     An offset moves every sample of bin (i, j) of box k by ``gamma * offset[k, :, i, j] * (w_k,
     h_k)`` (x then y), as ``tsd_mmdet.ops.deform_roi_align`` does; a proposal-wise (K, 2) offset
@@ -73,16 +60,15 @@ def derived_proposals(bboxes: Tensor, delta_c: Tensor, delta_r: Tensor, gamma_cl
         bboxes: P, (K, 4) x1, y1, x2, y2.
         delta_c: (K, 2, oh, ow) pointwise or (K, 2) proposal-wise offset of P-hat_c.
         delta_r: (K, 2) proposal-wise or (K, 2, oh, ow) pointwise offset of P-hat_r.
-        gamma_cls, gamma_reg: gamma of eq. 5 and eq. 3.
-        grid_size: (oh, ow), the RoI feature size k x k.
+        head: the TSD box head that predicted them (its gammas, manners and roi_feat_size).
 
     Returns:
         dict with ``centres_c`` and ``centres_r``, (K, oh, ow, 2) sample-bin centres (x, y) of
-        P-hat_c and P-hat_r, and ``bboxes_r``, (K, 4) P-hat_r = P + gamma_reg * delta_r * (w, h),
-        or None when delta_r is pointwise (no single box).
+        P-hat_c and P-hat_r, and ``bboxes_r``, (K, 4) P-hat_r from ``head.derive_reg_rois``
+        (eq. 4), or None when delta_r is pointwise (no single box).
     """
     wh = (bboxes[:, 2:] - bboxes[:, :2])[:, None, None, :]  # (K, 1, 1, 2)
-    centres = bin_centres(bboxes, grid_size)
+    centres = bin_centres(bboxes, head.roi_feat_size)
 
     def move(offset: Tensor, gamma: float) -> Tensor:
         offset = offset.to(bboxes.dtype)
@@ -93,11 +79,35 @@ def derived_proposals(bboxes: Tensor, delta_c: Tensor, delta_r: Tensor, gamma_cl
         return centres + gamma * offset * wh
 
     bboxes_r = None
-    if delta_r.dim() == 2:
-        shift = gamma_reg * delta_r.to(bboxes.dtype) * wh[:, 0, 0]
-        bboxes_r = bboxes + shift.repeat(1, 2)
-    return dict(centres_c=move(delta_c, gamma_cls), centres_r=move(delta_r, gamma_reg),
+    if head.reg_manner == 'proposalwise':
+        rois = torch.cat([bboxes.new_zeros(len(bboxes), 1), bboxes], dim=1)
+        bboxes_r = head.derive_reg_rois(rois, delta_r)[:, 1:]
+    return dict(centres_c=move(delta_c, head.gamma_cls), centres_r=move(delta_r, head.gamma_reg),
                 bboxes_r=bboxes_r)
+
+
+def tsd_stage(model: nn.Module, stage: int | None = None) -> tuple[TSDBBoxHead, int | None]:
+    """The TSD box head of ``model`` and the cascade stage it is (None for a TSDRoIHead).
+
+    Args:
+        model: a two-stage detector.
+        stage: cascade stage to show (default 0); must be None or 0 for a TSDRoIHead.
+
+    Raises:
+        ValueError: the model has no TSD RoI head, or no such stage.
+    """
+    roi_head = getattr(model, 'roi_head', None)
+    if isinstance(roi_head, TSDCascadeRoIHead):
+        stage = 0 if stage is None else stage
+        if not 0 <= stage < roi_head.num_stages:
+            raise ValueError(f'stage {stage}: the cascade has stages 0..{roi_head.num_stages - 1}')
+        return roi_head.bbox_head[stage], stage
+    if isinstance(roi_head, TSDRoIHead):
+        if stage not in (None, 0):
+            raise ValueError(f'stage {stage}: the model has one TSD stage (TSDRoIHead)')
+        return roi_head.bbox_head, None
+    raise ValueError(f'the model has no TSD RoI head (roi_head: {type(roi_head).__name__}); '
+                     'use a config with TSDRoIHead or TSDCascadeRoIHead')
 
 
 def offset_magnitude(offset: Tensor, gamma: float) -> float:
@@ -126,25 +136,28 @@ def select_proposals(bboxes: Tensor, scores: Tensor, topk: int, iou_thr: float) 
 
 
 @torch.no_grad()
-def tsd_outputs(model: torch.nn.Module, pipeline: Compose, img_path: str, topk: int = 5,
-                iou_thr: float = 0.5) -> dict:
+def tsd_outputs(model: nn.Module, pipeline: Compose, img_path: str, topk: int = 5,
+                iou_thr: float = 0.5, stage: int | None = None) -> dict:
     """Run a TSD detector on one image and collect what Figure 5 draws.
 
     Args:
-        model: a two-stage detector whose ``roi_head`` is a ``TSDRoIHead``.
+        model: a two-stage detector whose ``roi_head`` is a TSDRoIHead or TSDCascadeRoIHead.
         pipeline: the model's test pipeline.
         img_path: the image file.
         topk: number of proposals to keep, by TSD score (best foreground class probability).
         iou_thr: see :func:`select_proposals`.
+        stage: the cascade stage whose P and offsets are shown (default 0: the RPN's proposals);
+            stage s > 0 shows the boxes stages 0..s-1 refined, as at inference.
 
     Returns:
         dict, all in original-image coordinates: ``proposals`` (N, 4) P, ``scores`` (N,) and
-        ``labels`` (N,) of the TSD classifier, the :func:`derived_proposals` entries for them,
-        ``rois_r`` (N, 4) the boxes the head regressed from (P-hat_r, as the head computed them),
-        ``dets``, the final detections (InstanceData with ``bboxes``, ``scores``, ``labels``),
-        and ``shift_c`` / ``shift_r``, the :func:`offset_magnitude` of delta_c / delta_r over all
-        the image's proposals.
+        ``labels`` (N,) of the stage's TSD classifier, the :func:`derived_proposals` entries for
+        them, ``rois_r`` (N, 4) the boxes the head regressed from (P-hat_r, as the head computed
+        them), ``dets``, the final detections (InstanceData with ``bboxes``, ``scores``,
+        ``labels``), and ``shift_c`` / ``shift_r``, the :func:`offset_magnitude` of delta_c /
+        delta_r over all the image's proposals.
     """
+    bbox_head, stage = tsd_stage(model, stage)
     data = pipeline(dict(img_path=img_path, img_id=0))
     batch = model.data_preprocessor(
         dict(inputs=[data['inputs']], data_samples=[data['data_samples']]), False)
@@ -152,8 +165,16 @@ def tsd_outputs(model: torch.nn.Module, pipeline: Compose, img_path: str, topk: 
     x = model.extract_feat(batch['inputs'])
     rpn_results = model.rpn_head.predict(x, samples, rescale=False)
     rois = bbox2roi([res.bboxes for res in rpn_results])
-    roi_head, bbox_head = model.roi_head, model.roi_head.bbox_head
-    out = roi_head._bbox_forward(x, rois)
+    roi_head = model.roi_head
+    if stage is None:
+        out = roi_head._bbox_forward(x, rois)
+    else:  # the boxes this stage sees at inference: the RPN's, refined by the stages before it
+        metas = [sample.metainfo for sample in samples]
+        for previous in range(stage):
+            out = roi_head._bbox_forward(previous, x, rois)
+            rois = roi_head._regress_rois(previous, [out['rois_r']], [out['cls_score']],
+                                          [out['bbox_pred']], metas)
+        out = roi_head._bbox_forward(stage, x, rois)
     if bbox_head.custom_cls_channels:
         probs = bbox_head.loss_cls.get_activation(out['cls_score'])
     else:
@@ -163,8 +184,7 @@ def tsd_outputs(model: torch.nn.Module, pipeline: Compose, img_path: str, topk: 
 
     scale = rois.new_tensor(samples[0].metainfo.get('scale_factor', (1., 1.)))  # (w, h) scales
     proposals = rois[keep, 1:] / scale.repeat(2)
-    derived = derived_proposals(proposals, out['delta_c'][keep], out['delta_r'][keep],
-                                bbox_head.gamma_cls, bbox_head.gamma_reg, bbox_head.roi_feat_size)
+    derived = derived_proposals(proposals, out['delta_c'][keep], out['delta_r'][keep], bbox_head)
     dets = roi_head.predict(x, rpn_results, samples, rescale=True)[0]
     return dict(proposals=proposals, scores=scores[keep], labels=labels[keep],
                 rois_r=out['rois_r'][keep, 1:] / scale.repeat(2), dets=dets,
@@ -259,68 +279,3 @@ def dataset_images(cfg: Config, num: int) -> tuple[list[dict], tuple]:
             bboxes=np.array([i['bbox'] for i in instances], dtype=np.float32).reshape(-1, 4),
             labels=np.array([i['bbox_label'] for i in instances], dtype=np.int64))))
     return items, tuple(dataset.metainfo['classes'])
-
-
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description='Draw the proposals P, the derived P-hat_r / P-hat_c and the final boxes of a '
-        'TSD detector (TSD paper, Figure 5).')
-    parser.add_argument('config', help='config of a detector with a TSDRoIHead')
-    parser.add_argument('checkpoint', help='checkpoint file')
-    parser.add_argument('--images', nargs='+',
-                        help='image paths or glob patterns; default: images of the val dataset')
-    parser.add_argument('--num-images', type=int, default=4,
-                        help='images to take from the val dataset when --images is not given')
-    parser.add_argument('--out-dir', default='tsd_vis', help='where the PNGs go')
-    parser.add_argument('--topk', type=int, default=5,
-                        help='proposals to draw per image, by TSD score')
-    parser.add_argument('--proposal-iou-thr', type=float, default=0.5,
-                        help='skip a proposal overlapping a better drawn one by more than this '
-                        'IoU (1 draws the plain top-k)')
-    parser.add_argument('--score-thr', type=float, default=0.3,
-                        help='smallest score of a detection drawn in the second panel')
-    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
-    parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
-        help='override config settings, key=value; data_root=... and metainfo.classes=... '
-        'reach every dataset, as in tools/test.py')
-    return parser.parse_args(argv)
-
-
-def main(argv=None) -> list[str]:
-    """Run the tool; returns the PNG paths written."""
-    args = parse_args(argv)
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        apply_data_overrides(cfg, args.cfg_options)
-        cfg.merge_from_dict(args.cfg_options)
-    model = init_detector(cfg, args.checkpoint, device=args.device)
-    bbox_head = getattr(getattr(model, 'roi_head', None), 'bbox_head', None)
-    if not hasattr(bbox_head, 'gamma_cls'):
-        raise SystemExit(f'{args.config}: the model has no TSD RoI head')
-    class_names = tuple(model.dataset_meta['classes'])
-    if args.images:
-        items = collect_images(args.images)
-    else:
-        items, class_names = dataset_images(cfg, args.num_images)
-    pipeline = Compose(get_test_pipeline_cfg(cfg))
-    os.makedirs(args.out_dir, exist_ok=True)
-    written, shifts = [], []
-    for item in items:
-        vis = tsd_outputs(model, pipeline, item['img_path'], args.topk, args.proposal_iou_thr)
-        img = mmcv.imread(item['img_path'], channel_order='rgb')
-        out_file = osp.join(args.out_dir, osp.splitext(osp.basename(item['img_path']))[0] + '.png')
-        draw_tsd(img, vis, class_names, out_file, item.get('gt'), args.score_thr)
-        written.append(out_file)
-        shifts.append((vis['shift_c'], vis['shift_r']))
-        print(f'{out_file}  mean shift (fraction of the proposal size): '
-              f'P-hat_c bins {vis["shift_c"]:.3f}, P-hat_r {vis["shift_r"]:.3f}')
-    if shifts:
-        shift_c, shift_r = np.mean(shifts, axis=0)
-        print(f'mean over {len(shifts)} images: P-hat_c bins move by {shift_c:.3f}, P-hat_r by '
-              f'{shift_r:.3f} of the proposal size (gamma * |delta|; 0 = offsets collapsed)')
-    return written
-
-
-if __name__ == '__main__':
-    main()

@@ -2,8 +2,8 @@
 # Builds tsd_mmdet's op against another torch and runs tests/ops there: the check behind the README's
 # "tested with" table (the op layer needs torch alone). Not an equation of the paper.
 #
-#   bash tools/check_torch_range.sh 2.1.2 0.16.2            # torch, torchvision
-#   TSD_PYTHON=python3.10 bash tools/check_torch_range.sh 2.1.2 0.16.2
+#   bash tools/misc/check_torch_range.sh 2.1.2 0.16.2            # torch, torchvision
+#   TSD_PYTHON=python3.10 bash tools/misc/check_torch_range.sh 2.1.2 0.16.2
 #
 # The venv goes to $TSD_CACHE/venv-torch<version>-<python> (kept for re-runs); packages come through
 # pip by name, so your pip configuration applies. The source tree is copied to a temporary folder,
@@ -11,7 +11,7 @@
 set -euo pipefail
 TORCH=${1:?usage: check_torch_range.sh TORCH_VERSION TORCHVISION_VERSION}
 VISION=${2:?usage: check_torch_range.sh TORCH_VERSION TORCHVISION_VERSION}
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 PY=${TSD_PYTHON:-python3.11}
 CACHE=${TSD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tsd-mmdet}
 VENV=$CACHE/venv-torch$TORCH-$("$PY" -c 'import sys; print(f"py{sys.version_info[0]}{sys.version_info[1]}")')

@@ -1,32 +1,32 @@
-"""tools/visualize_tsd.py: the derived-proposal geometry by hand and against the op, and the tool
-end to end on a randomly initialised TSD model (configs/shapes) with hand-set offset biases."""
+"""tsd_mmdet.visualization.derived_proposals: the derived-proposal geometry by hand, against the op
+and against the head's own P-hat_r, and tsd_outputs on randomly initialised TSD models (Faster and
+Cascade, configs/shapes) with hand-set offset biases."""
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from tool_loader import load_tool
 
 pytest.importorskip('mmdet')
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / 'configs' / 'shapes' / 'tsd-faster-rcnn_r18_fpn_shapes.py'
+CASCADE = ROOT / 'configs' / 'shapes' / 'tsd-cascade-rcnn_r18_fpn_shapes.py'
+TOOL = ROOT / 'tools' / 'analysis_tools' / 'visualize_tsd.py'
 CLASSES = ('disc', 'triangle', 'square', 'star', 'ring', 'cross')
 DELTA_C = (1.0, -0.5)   # every bin's (x, y) offset of the random model's F_c
 DELTA_R = (0.5, -0.25)  # the (x, y) translation of its F_r
 
 
-def _load_tool():
-    sys.path.insert(0, str(ROOT / 'tools'))  # the tool imports its neighbour dataset_check
-    try:
-        return load_tool('visualize_tsd.py')
-    finally:
-        sys.path.remove(str(ROOT / 'tools'))
+from tsd_mmdet.models.bbox_heads import TSDBBoxHead  # noqa: E402
+from tsd_mmdet.visualization import derived_proposals as vis_tool  # noqa: E402
 
 
-vis_tool = _load_tool()
+def _head(gamma_cls, gamma_reg, grid=(2, 2), cls_manner='pointwise', reg_manner='proposalwise'):
+    return TSDBBoxHead(gamma_cls=gamma_cls, gamma_reg=gamma_reg, cls_manner=cls_manner,
+                       reg_manner=reg_manner, roi_feat_size=grid, in_channels=1, num_classes=2,
+                       offset_fc_channels=4, fc_out_channels=4)
 
 
 def test_derived_proposals_hand_numbers():
@@ -36,8 +36,7 @@ def test_derived_proposals_hand_numbers():
     delta_c[0, 0] = torch.tensor([[1., 0.], [0., -1.]])  # x offsets of bins (i, j)
     delta_c[0, 1] = torch.tensor([[0., 2.], [0., 0.]])   # y offsets
     delta_r = torch.tensor([[0.5, -1.], [0., 0.]])
-    out = vis_tool.derived_proposals(bboxes, delta_c, delta_r, gamma_cls=0.1, gamma_reg=0.2,
-                                     grid_size=(2, 2))
+    out = vis_tool.derived_proposals(bboxes, delta_c, delta_r, _head(0.1, 0.2))
     # bin (0, 0) moves +0.1 * 40 in x, bin (0, 1) +0.1 * 2 * 20 in y, bin (1, 1) -4 in x
     expected_c = torch.tensor([[[24., 25.], [40., 29.]], [[20., 35.], [36., 35.]]])
     torch.testing.assert_close(out['centres_c'][0], expected_c)
@@ -62,7 +61,8 @@ def test_derived_proposals_other_manners_and_grid():
     delta_c = torch.tensor([[1., 1.]])
     delta_r = torch.zeros(1, 2, 2, 3)
     delta_r[0, 1, 1, 2] = 1.
-    out = vis_tool.derived_proposals(bboxes, delta_c, delta_r, 0.1, 0.5, (2, 3))
+    out = vis_tool.derived_proposals(bboxes, delta_c, delta_r, _head(
+        0.1, 0.5, (2, 3), cls_manner='proposalwise', reg_manner='pointwise'))
     torch.testing.assert_close(out['centres_c'], centres + torch.tensor([3., 2.]))
     assert out['bboxes_r'] is None
     moved = centres.clone()
@@ -88,7 +88,7 @@ def test_centres_are_where_the_op_samples(spatial_scale):
     rois = torch.cat([torch.zeros(2, 1, dtype=torch.float32), bboxes], 1)
     pooled = deform_roi_align(feat, rois, delta_c, (3, 3), spatial_scale, sampling_ratio=2,
                               gamma=0.1, aligned=True)  # (K, 2, 3, 3)
-    out = vis_tool.derived_proposals(bboxes, delta_c, torch.zeros(2, 2), 0.1, 0.1, (3, 3))
+    out = vis_tool.derived_proposals(bboxes, delta_c, torch.zeros(2, 2), _head(0.1, 0.1, (3, 3)))
     torch.testing.assert_close(out['centres_c'], pooled.permute(0, 2, 3, 1), atol=1e-4, rtol=0)
 
 
@@ -138,21 +138,25 @@ def tiny_setup(tmp_path_factory):
     (data / 'annotations' / 'instances_val.json').write_text(
         json.dumps(dict(images=images, annotations=anns, categories=cats)))
 
-    cfg = Config.fromfile(str(CONFIG))
-    torch.manual_seed(0)
-    model = MODELS.build(cfg.model)
-    model.init_weights()
-    head = model.roi_head.bbox_head
-    with torch.no_grad():
-        head.fc_delta_c.weight.zero_()
-        head.fc_delta_c.bias.view(2, -1)[0] = DELTA_C[0]
-        head.fc_delta_c.bias.view(2, -1)[1] = DELTA_C[1]
-        head.fc_delta_r.weight.zero_()
-        head.fc_delta_r.bias.copy_(torch.tensor(DELTA_R))
-    ckpt = root / 'tsd_random.pth'
-    save_checkpoint(dict(state_dict=model.state_dict(), meta=dict(dataset_meta=dict(
-        classes=CLASSES))), str(ckpt))
-    return dict(root=root, data=data, ckpt=ckpt, boxes=boxes)
+    checkpoints = {}
+    for name, config in (('faster', CONFIG), ('cascade', CASCADE)):
+        cfg = Config.fromfile(str(config))
+        torch.manual_seed(0)
+        model = MODELS.build(cfg.model)
+        model.init_weights()
+        heads = model.roi_head.bbox_head
+        for head in heads if isinstance(heads, torch.nn.ModuleList) else [heads]:
+            with torch.no_grad():
+                head.fc_delta_c.weight.zero_()
+                head.fc_delta_c.bias.view(2, -1)[0] = DELTA_C[0]
+                head.fc_delta_c.bias.view(2, -1)[1] = DELTA_C[1]
+                head.fc_delta_r.weight.zero_()
+                head.fc_delta_r.bias.copy_(torch.tensor(DELTA_R))
+        checkpoints[name] = root / f'tsd_{name}_random.pth'
+        save_checkpoint(dict(state_dict=model.state_dict(), meta=dict(dataset_meta=dict(
+            classes=CLASSES))), str(checkpoints[name]))
+    ckpt = checkpoints['faster']
+    return dict(root=root, data=data, ckpt=ckpt, cascade_ckpt=checkpoints['cascade'], boxes=boxes)
 
 
 def test_tsd_outputs_on_random_model(tiny_setup):
@@ -210,20 +214,37 @@ def _png_size(path):
         return img.size
 
 
+def _cli(*args):
+    import subprocess
+    import sys
+    done = subprocess.run([sys.executable, str(TOOL), *map(str, args), '--device', 'cpu'],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    return [line.split()[0] for line in done.stdout.splitlines() if line.endswith(
+        tuple('0123456789')) and '.png' in line.split()[0]]
+
+
 def test_cli_images_and_val_dataset(tiny_setup, tmp_path):
     data, ckpt = tiny_setup['data'], tiny_setup['ckpt']
     out = tmp_path / 'by_glob'
-    written = vis_tool.main([str(CONFIG), str(ckpt), '--images', str(data / 'val' / '*.jpg'),
-                             '--out-dir', str(out), '--score-thr', '0', '--device', 'cpu'])
+    written = _cli(CONFIG, ckpt, '--images', data / 'val' / '*.jpg', '--out-dir', out,
+                   '--score-thr', '0')
     assert [Path(p).name for p in written] == ['000001.png', '000002.png']
     # two panels of max(128, 480) px, height 480 * 96 / 128 + 40 px of titles
     assert _png_size(written[0]) == (960, 400)
 
     out = tmp_path / 'from_val'
-    written = vis_tool.main([str(CONFIG), str(ckpt), '--num-images', '1', '--out-dir', str(out),
-                             '--topk', '3', '--device', 'cpu',
-                             '--cfg-options', f'data_root={data}/'])
+    written = _cli(CONFIG, ckpt, '--num-images', '1', '--out-dir', out, '--topk', '3',
+                   '--cfg-options', f'data_root={data}/')
     assert [Path(p).name for p in written] == ['000001.png']
+    assert _png_size(written[0]) == (960, 400)
+
+
+def test_cli_draws_a_cascade_model(tiny_setup, tmp_path):
+    """A TSD Cascade R-CNN (its bbox_head a ModuleList), stage 1: the tool refused it before."""
+    written = _cli(CASCADE, tiny_setup['cascade_ckpt'], '--images',
+                   tiny_setup['data'] / 'val' / '000002.jpg', '--out-dir', tmp_path, '--stage', 1)
+    assert [Path(p).name for p in written] == ['000002.png']
     assert _png_size(written[0]) == (960, 400)
 
 
@@ -239,3 +260,40 @@ def test_dataset_images_ground_truth(tiny_setup):
         xyxy = [[x, y, x + w, y + h] for x, y, w, h in xywh]
         np.testing.assert_allclose(item['gt']['bboxes'], xyxy)
     assert items[0]['gt']['labels'].tolist() == [0, 1]
+
+
+def test_p_hat_r_is_the_heads_own(monkeypatch):
+    """bboxes_r comes from TSDBBoxHead.derive_reg_rois, not from a copy of its formula: a head
+    whose P-hat_r rule changed is drawn with the changed rule."""
+    head = _head(0.1, 0.2)
+    bboxes = torch.tensor([[10., 20., 50., 40.]])
+    delta = torch.tensor([[0.5, -1.]])
+    original = TSDBBoxHead.derive_reg_rois
+
+    def shifted(self, rois, delta_r):
+        return original(self, rois, delta_r) + torch.tensor([0., 1., 1., 1., 1.])
+
+    monkeypatch.setattr(TSDBBoxHead, 'derive_reg_rois', shifted)
+    out = vis_tool.derived_proposals(bboxes, torch.zeros(1, 2, 2, 2), delta, head)
+    torch.testing.assert_close(out['bboxes_r'], torch.tensor([[15., 17., 55., 37.]]))
+
+
+@pytest.mark.parametrize('stage', [0, 2])
+def test_tsd_outputs_on_a_cascade_stage(tiny_setup, stage):
+    from mmcv.transforms import Compose
+    from mmdet.apis import init_detector
+    from mmdet.utils import get_test_pipeline_cfg
+
+    model = init_detector(str(CASCADE), str(tiny_setup['cascade_ckpt']), device='cpu')
+    pipeline = Compose(get_test_pipeline_cfg(model.cfg))
+    vis = vis_tool.tsd_outputs(model, pipeline, str(tiny_setup['data'] / 'val' / '000001.jpg'),
+                               topk=4, iou_thr=1.0, stage=stage)
+    assert vis['proposals'].shape == (4, 4)
+    torch.testing.assert_close(vis['bboxes_r'], vis['rois_r'], atol=1e-4, rtol=0)
+    wh = vis['proposals'][:, 2:] - vis['proposals'][:, :2]
+    shift = 0.1 * torch.tensor(DELTA_R) * wh
+    torch.testing.assert_close(vis['bboxes_r'], vis['proposals'] + shift.repeat(1, 2),
+                               atol=1e-3, rtol=0)
+    with pytest.raises(ValueError, match='stages 0..2'):
+        vis_tool.tsd_outputs(model, pipeline, str(tiny_setup['data'] / 'val' / '000001.jpg'),
+                             stage=3)

@@ -1,17 +1,21 @@
-"""Tests of tools/benchmark_op.py and tools/mmcv_deform_roi_pool.py, the op's benchmark (eq. 3-6).
+"""tsd_mmdet.ops.benchmark and tsd_mmdet.ops.mmcv_deform_roi_pool, the op's benchmark (eq. 3-6).
 
-The benchmark's table, goals and summary line on CPU; mmcv's source lookup (the build needs CUDA).
+The benchmark's table, goals and summary line on CPU; mmcv's source lookup (the build needs CUDA);
+the command line's arguments are the settings' fields.
 """
 import io
+import subprocess
 import sys
 import tarfile
+from dataclasses import fields
+from pathlib import Path
 
 import pytest
-from tool_loader import TOOLS, load_tool
 
-sys.path.insert(0, str(TOOLS))  # benchmark_op imports mmcv_deform_roi_pool by bare name
-benchmark_op = load_tool('benchmark_op.py')
-mmcv_op = load_tool('mmcv_deform_roi_pool.py')
+from tsd_mmdet.ops import benchmark as benchmark_op
+from tsd_mmdet.ops import mmcv_deform_roi_pool as mmcv_op
+
+TOOL = Path(__file__).resolve().parents[2] / 'tools' / 'analysis_tools' / 'benchmark_op.py'
 
 KERNEL = 'mmcv/ops/csrc/pytorch/cuda/deform_roi_pool_cuda.cu'
 
@@ -20,10 +24,11 @@ def test_benchmark_writes_table_and_summary(tmp_path, monkeypatch, capsys):
     # A small map keeps it quick; the table and the summary are what is checked, not times.
     monkeypatch.setitem(benchmark_op.CASES, 'realistic', (1, 8, 20, 30, 16))
     table = tmp_path / 'op.md'
-    monkeypatch.setattr(sys, 'argv', [
-        'benchmark_op.py', '--cases', 'realistic', '--repeats', '1', '--warmup', '0',
-        '--reference-repeats', '1', '--markdown', str(table)])
-    benchmark_op.main()
+    settings = benchmark_op.OpBenchSettings(cases=('realistic',), repeats=1, warmup=0,
+                                            reference_repeats=1)
+    summary = benchmark_op.run(settings, str(table))
+    assert [(case, offset) for case, offset, _ in summary] == [
+        ('realistic', 'none'), ('realistic', 'prop'), ('realistic', 'point')]
     out = capsys.readouterr().out
     assert 'mmcv DeformRoIPool: not compared: CUDA only' in out
     assert out.strip().splitlines()[-1].startswith('BENCH: ')
@@ -68,8 +73,14 @@ def test_mmcv_source_errors(tmp_path):
         mmcv_op.find_source(str(not_a_release), None)
 
 
-def test_mmcv_op_is_skipped_without_cuda(monkeypatch):
-    class Args:
-        device = 'cpu'
-        mmcv_src = None
-    assert benchmark_op.mmcv_pool(Args()) == (None, 'CUDA only')
+def test_mmcv_op_is_skipped_without_cuda():
+    assert benchmark_op.mmcv_pool(benchmark_op.OpBenchSettings()) == (None, 'CUDA only')
+
+
+def test_command_line_takes_every_setting():
+    """tools/analysis_tools/benchmark_op.py: one flag per OpBenchSettings field (and --markdown)."""
+    done = subprocess.run([sys.executable, str(TOOL), '--help'], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    for field in fields(benchmark_op.OpBenchSettings):
+        assert f'--{field.name.replace("_", "-")}' in done.stdout, field.name
+    assert '--markdown' in done.stdout

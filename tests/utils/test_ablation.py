@@ -1,13 +1,11 @@
-"""tools/ablation.py: metrics read from mmengine logs, finished runs skipped, the results table."""
+"""tsd_mmdet.utils.ablation: metrics from mmengine logs, finished runs skipped, results table."""
 import json
 import os
 import os.path as osp
-import sys
 
 import pytest
 
-sys.path.insert(0, osp.join(osp.dirname(__file__), '..', '..', 'tools'))
-import ablation  # noqa: E402
+from tsd_mmdet.utils import ablation
 
 
 def _fake_run(work_dir, ap):
@@ -128,8 +126,7 @@ def test_table_gathers_every_finished_run_on_disk(tmp_path, monkeypatch):
     monkeypatch.setattr(ablation.subprocess, 'run', lambda *a, **k: pytest.fail('trained again'))
     out = tmp_path / 'r.md'
     record = tmp_path / 'record.json'
-    ablation.main(['--seeds', '0', '1', '--variants', 'TSD + PC', '--work-dir',
-                   str(tmp_path / 'runs'), '--out', str(out), '--record', str(record)])
+    ablation.run([0, 1], ['TSD + PC'], str(tmp_path / 'runs'), str(out), record=str(record))
     text = out.read_text()
     assert '| D_head w/o PC | 1 | 30.0 |' in text and '| TSD + PC | 2 | 40.0 +- 0.0 |' in text
     assert json.loads(record.read_text())['D_head w/o PC'] == {
@@ -138,17 +135,16 @@ def test_table_gathers_every_finished_run_on_disk(tmp_path, monkeypatch):
     # Another machine: no work dirs, only the committed record. Nothing trains, the table is
     # the same, and the record keeps seeds the invocation did not ask for.
     out.unlink()
-    ablation.main(['--seeds', '0', '1', '--work-dir', str(tmp_path / 'elsewhere'), '--out',
-                   str(out), '--record', str(record), '--variants', 'TSD + PC'])
+    ablation.run([0, 1], ['TSD + PC'], str(tmp_path / 'elsewhere'), str(out), record=str(record))
     assert out.read_text() == text
-    ablation.main(['--seeds', '0', '--table-only', '--work-dir', str(tmp_path / 'elsewhere'),
-                   '--out', str(out), '--record', str(record)])
+    ablation.run([0], list(ablation.VARIANTS), str(tmp_path / 'elsewhere'), str(out),
+                 record=str(record), table_only=True)
     assert set(json.loads(record.read_text())['TSD + PC']) == {'0', '1'}
     # ... and the table still has every recorded seed, not only the one asked for.
     assert out.read_text() == text
     # Without a record, only the seeds asked.
-    ablation.main(['--seeds', '0', '--table-only', '--work-dir', str(tmp_path / 'runs'),
-                   '--out', str(out), '--record', ''])
+    ablation.run([0], list(ablation.VARIANTS), str(tmp_path / 'runs'), str(out), record='',
+                 table_only=True)
     assert '| TSD + PC | 1 | 40.0 |' in out.read_text()
 
 

@@ -3,7 +3,7 @@
 # (CUDA against CPU, torchvision and the reference; gradcheck; fp16/bf16; compile; autocast),
 # benchmarks Prop.w / Point.w (eq. 3-6) against torchvision and mmcv, and prints one summary line.
 #
-#   bash tools/gpu_check.sh [OUT_DIR]    (default work_dirs/gpu_check)
+#   bash tools/misc/gpu_check.sh [OUT_DIR]    (default work_dirs/gpu_check)
 #
 # Needs torch, torchvision, pytest and hypothesis (pytest-xdist used if there); no mmcv/mmdet.
 # PYTHON picks the interpreter (default python3). MMCV_SRC, mmcv's source release (.tar.gz) or
@@ -11,7 +11,7 @@
 # Without a GPU it builds the CPU op, the CUDA tests skip and the benchmark runs a short CPU case:
 # that is how the script itself is tested.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 PY=${PYTHON:-python3}
 case $PY in */*) PY=$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY") ;; esac  # used from other folders
 OUT=${1:-work_dirs/gpu_check}
@@ -62,7 +62,7 @@ if [ "$GPU" = 1 ] && [ -n "${MMCV_SRC:-}" ]; then
   else
     MMCV_DIR=$MMCV_SRC
   fi
-  MAX_JOBS=2 "$PY" tools/mmcv_deform_roi_pool.py "$MMCV_DIR" \
+  MAX_JOBS=2 "$PY" tools/misc/build_mmcv_deform_roi_pool.py "$MMCV_DIR" \
     --build-dir "$TMP/ext/mmcv_deform_roi_pool" \
     > "$OUT/mmcv_build.log" 2>&1 &
   MMCV_PID=$!
@@ -180,7 +180,7 @@ fi
 say "benchmark_op ${BENCH_ARGS[*]}"
 if [ "$BUILD" != "${BUILD#ok}" ]; then
   # The JIT loader finds the mmcv op already built under $TORCH_EXTENSIONS_DIR.
-  "$PY" tools/benchmark_op.py "${BENCH_ARGS[@]}" "${BENCH_MMCV[@]}" --markdown "$OUT/bench.md" \
+  "$PY" tools/analysis_tools/benchmark_op.py "${BENCH_ARGS[@]}" "${BENCH_MMCV[@]}" --markdown "$OUT/bench.md" \
     > "$OUT/bench.log" 2>&1
   tail -25 "$OUT/bench.log"
   BENCH=$(grep '^BENCH: ' "$OUT/bench.log" | sed 's/^BENCH: //') || true
