@@ -38,7 +38,8 @@ def test_parameter_counts_match_table_1():
 def test_1x_config(tsd_config):
     assert tsd_config.custom_imports == dict(imports=['tsd_mmdet'], allow_failed_imports=False)
     assert tsd_config.runner_type == 'TSDRunner'
-    assert tsd_config.custom_hooks == [dict(type='NonFiniteGuardHook')]
+    assert tsd_config.custom_hooks == [dict(type='NonFiniteGuardHook'),
+                                       dict(type='RandomStateHook')]
     roi_head = tsd_config.model.roi_head
     assert roi_head.type == 'TSDRoIHead'
     assert roi_head.bbox_roi_extractor.type == 'TSDRoIExtractor'

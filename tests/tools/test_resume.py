@@ -1,13 +1,15 @@
-"""Interrupted training resumes from its last checkpoint and gives the same next loss.
+"""Interrupted training resumes from its last checkpoint and ends where the uninterrupted run ends.
 
-Runs tools/train.py twice on tiny generated data: 3 iterations straight, then 2, then --resume to 3;
-and resumes past a truncated latest checkpoint, or stops with one line when none can be read.
+tools/train.py on tiny generated data, killed with SIGKILL between two saves and during a save, then
+resumed with --resume: the final weights and the final validation equal those of the same seed's
+uninterrupted run, bit for bit (RandomStateHook restores the random generators; the flips and the
+RoI samples are random). And it resumes past a truncated latest checkpoint, or stops with one line
+when none can be read.
 """
 import glob
 import json
 import os
 import os.path as osp
-import shutil
 import subprocess
 import sys
 
@@ -19,28 +21,48 @@ from tsd_mmdet.datasets import shapes as gs  # noqa: E402
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TSD = osp.join(ROOT, 'configs', 'shapes', 'tsd-faster-rcnn_r18_fpn_shapes.py')
 
-# Deterministic iterations: no flip, and every iteration reseeded (RoI sampling draws from torch's
-# RNG, which a resumed run has not advanced), so the runs differ only in what resume restores.
-HOOK = '''
-import random, numpy as np, torch
+# Kills the training process with SIGKILL: before iteration ``iteration`` (between saves), or in
+# the middle of writing the checkpoint of iteration ``during_save_of`` (half the file written).
+KILL = '''
+import os, signal, torch
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
+
+
 @HOOKS.register_module()
-class ReseedEachIter(Hook):
+class KillAt(Hook):
+    def __init__(self, iteration=None, during_save_of=None):
+        self.iteration, self.during_save_of = iteration, during_save_of
+
     def before_train_iter(self, runner, batch_idx, data_batch=None):
-        random.seed(runner.iter); np.random.seed(runner.iter); torch.manual_seed(runner.iter)
+        if runner.iter + 1 == self.iteration:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    def before_save_checkpoint(self, runner, checkpoint):
+        if runner.iter + 1 == self.during_save_of:  # saved before the loop counts the iteration
+            def half_save(obj, f, *args, **kwargs):
+                f.write(b'PK\\x03\\x04 half a checkpoint')
+                f.flush()
+                os.kill(os.getpid(), signal.SIGKILL)
+            torch.save = half_save  # the next torch.save writes this checkpoint
 '''
 
 
-def _train(config, work_dir, data_root, max_iters, extra=(), expect_ok=True):
+def _train(config, work_dir, data_root, max_iters, extra=(), expect_ok=True, interval=1,
+           validate=False):
     options = [
-        f'data_root={data_root}/', f'train_cfg.max_iters={max_iters}', 'train_cfg.val_interval=100',
+        f'data_root={data_root}/', f'train_cfg.max_iters={max_iters}',
         'train_dataloader.batch_size=2', 'train_dataloader.num_workers=0',
         'train_dataloader.persistent_workers=False', 'default_hooks.logger.interval=1',
-        'default_hooks.checkpoint.interval=1', 'train_dataloader.dataset.pipeline.3.prob=0.0',
-        'train_dataloader.dataset.pipeline.2.scale=(128,128)',
-        'val_cfg=None', 'val_dataloader=None', 'val_evaluator=None', 'randomness.seed=0',
+        f'default_hooks.checkpoint.interval={interval}',
+        'train_dataloader.dataset.pipeline.2.scale=(128,128)', 'randomness.seed=0',
     ]
+    if validate:  # at the end only, on the tiny val split
+        options += [f'train_cfg.val_interval={max_iters}', 'model.test_cfg.rcnn.score_thr=0.0',
+                    'val_dataloader.dataset.pipeline.1.scale=(128,128)',
+                    'val_dataloader.num_workers=0', 'val_dataloader.persistent_workers=False']
+    else:
+        options += ['val_cfg=None', 'val_dataloader=None', 'val_evaluator=None']
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, str(osp.dirname(work_dir))]))
     proc = subprocess.run(
         [sys.executable, 'tools/train.py', config, '--work-dir', work_dir, *extra,
@@ -63,25 +85,56 @@ def _losses(work_dir):
     return losses
 
 
-def test_resume_gives_same_next_loss(tmp_path):
+def _final(work_dir, iteration):
+    import torch
+    state = torch.load(osp.join(work_dir, f'iter_{iteration}.pth'), map_location='cpu',
+                       weights_only=False)['state_dict']
+    metrics = {}
+    for path in sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json'))):
+        with open(path) as f:
+            for line in f:
+                row = json.loads(line)
+                metrics.update({k: v for k, v in row.items() if k.startswith('coco/')})
+    return state, metrics
+
+
+def test_killed_and_resumed_ends_where_the_uninterrupted_run_ends(tmp_path):
     gs.generate_dataset(str(tmp_path / 'data'), num_train=6, num_val=2, min_image_size=96,
                         max_image_size=128, max_objects=3)
-    (tmp_path / 'reseed_hook.py').write_text(HOOK)
-    config = tmp_path / 'tsd_reseeded.py'
-    config.write_text(f"_base_ = '{TSD}'\n"
-                      "custom_imports = dict(imports=['tsd_mmdet', 'reseed_hook'])\n"
-                      "custom_hooks = [dict(type='ReseedEachIter')]\n")
-    straight, interrupted = str(tmp_path / 'straight'), str(tmp_path / 'interrupted')
-    _train(config, straight, tmp_path / 'data', 3)
-    _train(config, interrupted, tmp_path / 'data', 2)
-    assert osp.exists(osp.join(interrupted, 'iter_2.pth'))
-    log = _train(config, interrupted, tmp_path / 'data', 3, extra=['--resume'])
-    assert 'resumed' in log.lower()
-    a, b = _losses(straight), _losses(interrupted)
-    assert sorted(a) == [1, 2, 3] and sorted(b) == [1, 2, 3]
-    assert b[3] == pytest.approx(a[3], rel=1e-4, abs=1e-5), (a, b)
-    assert a[1] != pytest.approx(a[3])  # the losses move, so equality above means something
-    shutil.rmtree(tmp_path / 'data')
+    (tmp_path / 'kill_hook.py').write_text(KILL)
+    data, runs = tmp_path / 'data', {}
+    straight = str(tmp_path / 'straight')
+    _train(TSD, straight, data, 6, interval=2, validate=True)
+    runs['straight'] = _final(straight, 6)
+    for name, kill in (('between saves', 'iteration=5'), ('during a save', 'during_save_of=4')):
+        config = tmp_path / f'{name.replace(" ", "_")}.py'
+        config.write_text(f"_base_ = '{TSD}'\n"
+                          "custom_imports = dict(imports=['tsd_mmdet', 'kill_hook'])\n"
+                          "custom_hooks = [dict(type='NonFiniteGuardHook'), "
+                          f"dict(type='RandomStateHook'), dict(type='KillAt', {kill})]\n")
+        work_dir = str(tmp_path / name.replace(' ', '_'))
+        proc = _train(config, work_dir, data, 6, interval=2, validate=True, expect_ok=False)
+        assert proc.returncode == -9, proc.stdout[-3000:] + proc.stderr[-3000:]  # SIGKILL
+        last = 'iter_4.pth' if name == 'between saves' else 'iter_2.pth'
+        with open(osp.join(work_dir, 'last_checkpoint')) as f:
+            assert f.read().strip().endswith(last)
+        log = _train(TSD, work_dir, data, 6, extra=['--resume'], interval=2, validate=True)
+        assert f'Load checkpoint from {osp.join(work_dir, last)}' in log
+        assert 'random generator states restored from the checkpoint' in log
+        runs[name] = _final(work_dir, 6)
+    weights, metrics = runs['straight']
+    assert metrics and weights
+    for name in ('between saves', 'during a save'):
+        other_weights, other_metrics = runs[name]
+        assert other_metrics == metrics, name
+        assert other_weights.keys() == weights.keys()
+        different = [k for k in weights if not torch_equal(weights[k], other_weights[k])]
+        assert different == [], f'{name}: {len(different)} tensors differ, e.g. {different[:3]}'
+
+
+def torch_equal(a, b):
+    import torch
+    return torch.equal(a, b)
 
 
 def _truncate(path):

@@ -6,8 +6,10 @@
 #   dataset_check = dict(degenerate_boxes='error');
 # - NonFiniteGuardHook refuses any optimizer step on a non-finite loss or gradient: training stops
 #   with one line naming the iteration, the loss terms and the images, the last checkpoint good
-#   (dict(type='NonFiniteGuardHook', action='skip', max_consecutive_skips=10) skips instead).
+#   (dict(type='NonFiniteGuardHook', action='skip', max_consecutive_skips=10) skips instead);
+# - RandomStateHook keeps the random generators' states in the checkpoints, so that --resume
+#   continues as the uninterrupted run would (same RoI samples, same augmentation).
 custom_imports = dict(imports=['tsd_mmdet'], allow_failed_imports=False)
 runner_type = 'TSDRunner'
-custom_hooks = [dict(type='NonFiniteGuardHook')]
+custom_hooks = [dict(type='NonFiniteGuardHook'), dict(type='RandomStateHook')]
 dataset_check = dict(degenerate_boxes='drop')
