@@ -183,3 +183,22 @@ def test_bad_arguments():
         NonFiniteGuardHook(action='ignore')
     with pytest.raises(ValueError, match='max_consecutive_skips must be a positive int'):
         NonFiniteGuardHook(action='skip', max_consecutive_skips=0)
+
+
+def test_marks_on_the_wrapped_step_survive(tmp_path):
+    """mmengine's param schedulers mark the step they count (``_with_counter``) and warn when a
+    later wrapper drops the mark; the guard keeps it."""
+    model = ToyDetector()
+    wrapper = OptimWrapper(optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
+    counted = wrapper.step
+
+    def with_counter(**kwargs):
+        return counted(**kwargs)
+
+    with_counter._with_counter = True
+    wrapper.step = with_counter
+    runner = types.SimpleNamespace(model=model, optim_wrapper=wrapper, iter=0,
+                                   work_dir=str(tmp_path),
+                                   message_hub=MessageHub.get_instance('guard-test-2'))
+    NonFiniteGuardHook().before_train(runner)
+    assert wrapper.step is not with_counter and wrapper.step._with_counter

@@ -3,6 +3,7 @@
 Not an equation of the paper (it guards the total loss of eq. 9, or any detector's). One NaN step
 makes every weight NaN, and mmengine would go on training and save NaN checkpoints over good ones.
 """
+import functools
 import logging
 import os.path as osp
 
@@ -101,11 +102,13 @@ class NonFiniteGuardHook(Hook):
         check_gradients = not isinstance(wrapper, AmpOptimWrapper)
         params = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
 
+        @functools.wraps(parse_losses)
         def guarded_parse_losses(losses):
             loss, log_vars = parse_losses(losses)
             self._log_vars = log_vars
             return loss, log_vars
 
+        @functools.wraps(backward)
         def guarded_backward(loss, **kwargs):
             terms = self._nonfinite_terms(loss)
             if _any_rank(bool(terms), loss.device):
@@ -113,6 +116,9 @@ class NonFiniteGuardHook(Hook):
                 return
             backward(loss, **kwargs)
 
+        # wraps: keeps what others put on the wrapped step (mmengine's schedulers mark theirs
+        # ``_with_counter`` and warn when the mark is gone).
+        @functools.wraps(step)
         def guarded_step(**kwargs):
             if self._skip_step:
                 return
