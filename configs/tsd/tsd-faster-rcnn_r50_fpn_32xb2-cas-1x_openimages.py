@@ -3,7 +3,8 @@
 # Table 6, "ResNet-50" with TSD. Head options from _base_/tsd_head.py, as tsd-faster-rcnn_r50_fpn_1x_coco.py; the base's box
 # head trains jointly as the sibling head. Dataset and metric (OpenImagesMetric, AP@0.5) are the
 # base's. (The paper used the V5 challenge set, 500 classes: mmdet's *_openimages-challenge.py.)
-# Baseline twin: mmdet::openimages/faster-rcnn_r50_fpn_32xb2-cas-1x_openimages.py.
+# Baseline twin: configs/baselines/faster-rcnn_r50_fpn_32xb2-cas-1x_openimages.py (mmdet's, with
+# this project's runtime and the same train pipeline).
 _base_ = ['mmdet::openimages/faster-rcnn_r50_fpn_32xb2-cas-1x_openimages.py', './_base_/tsd_head.py',
           './_base_/tsd_runtime.py']
 
