@@ -225,3 +225,15 @@ def test_nonfinite_loss_stops_training_with_one_line_and_a_good_checkpoint(tiny_
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert 'resumed' in (out.stdout + out.stderr).lower()
     assert _finite_checkpoints(work) == {'iter_2.pth': True, 'iter_4.pth': True}
+
+
+def test_mmdet_train_stops_on_an_unreadable_checkpoint(tiny_data, tmp_path):
+    """TSDRunner turns an unreadable ``load_from`` into one line under mmdet's own tools too."""
+    bad = tmp_path / 'half.pth'
+    bad.write_bytes(b'PK\x03\x04 half a checkpoint')
+    config = _dumped_config(tmp_path, tiny_data, load_from=str(bad))
+    out = _run(MMDET_TRAIN, config, '--work-dir', str(tmp_path / 'work'), timeout=120)
+    assert out.returncode == 1
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith(f'checkpoint error: cannot read checkpoint {bad}: '), last
+    assert 'Traceback' not in out.stderr

@@ -11,8 +11,11 @@ tools/train.py and tools/test.py honour (``RUNNERS.build(cfg)``) as ours do, so 
   (:func:`tsd_mmdet.datasets.ensure_default_dataset`), then that loop's datasets and metrics
   checked (:func:`tsd_mmdet.datasets.check_datasets`), the process ending with one line,
   ``dataset error: ...``, naming the file and the key to change when they cannot be used (instead
-  of a trace from inside a dataset, or a silent wrong result).
+  of a trace from inside a dataset, or a silent wrong result);
+- a checkpoint that cannot be read (``load_from``, ``--resume`` with none readable, the checkpoint
+  to test) ends the process with one line too, ``checkpoint error: ...``.
 """
+import contextlib
 import copy
 
 from mmengine.config import Config
@@ -22,6 +25,7 @@ from torch import nn
 
 from ..datasets import DatasetCheckError, check_datasets, ensure_default_dataset
 from ..utils.distributed import adapt_to_cpu
+from .checkpoint_io import CheckpointError
 
 __all__ = ['TSDRunner']
 
@@ -31,7 +35,8 @@ class TSDRunner(Runner):
     """:class:`mmengine.runner.Runner` that checks each loop's data before building it.
 
     Same arguments and behaviour as mmengine's Runner otherwise. Data problems end the process
-    with ``SystemExit('dataset error: ...')`` (one line, no trace), in every rank alike.
+    with ``SystemExit('dataset error: ...')``, unreadable checkpoints with ``SystemExit('checkpoint
+    error: ...')`` (one line, no trace), in every rank alike.
     """
 
     @classmethod
@@ -51,17 +56,20 @@ class TSDRunner(Runner):
     def train(self) -> nn.Module:
         """Check the training (and validation) data, then ``Runner.train``."""
         self._prepare_data(('train', 'val') if self._val_loop is not None else ('train',))
-        return super().train()
+        with _one_line_checkpoint_errors():
+            return super().train()
 
     def val(self) -> dict:
         """Check the validation data, then ``Runner.val``."""
         self._prepare_data(('val',))
-        return super().val()
+        with _one_line_checkpoint_errors():
+            return super().val()
 
     def test(self) -> dict:
         """Check the test data, then ``Runner.test``."""
         self._prepare_data(('test',))
-        return super().test()
+        with _one_line_checkpoint_errors():
+            return super().test()
 
     def _prepare_data(self, splits: tuple[str, ...]) -> None:
         try:
@@ -69,3 +77,11 @@ class TSDRunner(Runner):
             check_datasets(self.cfg, splits)
         except DatasetCheckError as e:
             raise SystemExit(f'dataset error: {e}') from None
+
+
+@contextlib.contextmanager
+def _one_line_checkpoint_errors():
+    try:
+        yield
+    except CheckpointError as e:
+        raise SystemExit(f'checkpoint error: {e}') from None
