@@ -158,7 +158,7 @@ def test_mmdet_train_stops_on_a_broken_annotation_file(tiny_data, tmp_path):
     dataset is built, so a broken json is one line, not a trace from inside pycocotools."""
     data = _copy(tiny_data, tmp_path)
     (data / 'annotations' / 'instances_train.json').write_text('{"images": [')
-    config = _dumped_config(tmp_path, data)
+    config = _dumped_config(tmp_path, data, TSD)
     out = _run(MMDET_TRAIN, config, '--work-dir', str(tmp_path / 'work'), timeout=120)
     assert out.returncode != 0
     assert out.stderr.strip().splitlines()[-1].startswith('dataset error: annotation file')
