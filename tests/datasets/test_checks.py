@@ -1,11 +1,9 @@
 """tsd_mmdet.datasets.check_datasets on COCO data: a clear error naming the file and the key for
 each way a dataset can be unusable, and training boxes under one pixel dropped or refused."""
 import json
-import os
 import os.path as osp
+import re
 import shutil
-import subprocess
-import sys
 
 import pytest
 
@@ -17,21 +15,7 @@ from tsd_mmdet.datasets import shapes as gs  # noqa: E402
 from tsd_mmdet.utils.config import apply_data_overrides  # noqa: E402
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-TOOLS = osp.join(ROOT, 'tools')
 BASELINE = osp.join(ROOT, 'configs', 'shapes', 'faster-rcnn_r18_fpn_shapes.py')
-TSD = osp.join(ROOT, 'configs', 'shapes', 'tsd-faster-rcnn_r18_fpn_shapes.py')
-
-
-
-# Shrinks the baseline to seconds: 2 iterations of 2 images at 128 px, no worker processes.
-SMALL = [
-    'train_cfg.max_iters=2', 'train_dataloader.batch_size=2', 'default_hooks.logger.interval=1',
-    'model.test_cfg.rcnn.score_thr=0.0',
-    'train_dataloader.dataset.pipeline.2.scale=(128,128)',
-    'val_dataloader.dataset.pipeline.1.scale=(128,128)',
-    'test_dataloader.dataset.pipeline.1.scale=(128,128)',
-] + [f'{split}_dataloader.{key}' for split in ('train', 'val', 'test')
-     for key in ('num_workers=0', 'persistent_workers=False')]
 
 
 @pytest.fixture(scope='module')
@@ -54,13 +38,6 @@ def _cfg(data_root, config=BASELINE, **overrides):
     apply_data_overrides(cfg, options)
     cfg.merge_from_dict(options)
     return cfg
-
-
-def _run(*args, timeout=300):
-    path = os.pathsep.join(filter(None, [ROOT, os.getenv('PYTHONPATH')]))
-    env = dict(os.environ, PYTHONPATH=path)
-    return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=timeout)
 
 
 def test_check_passes_on_good_data(tiny_data):
@@ -135,3 +112,52 @@ def test_metric_reading_other_images_than_its_dataset(tiny_data):
     with pytest.raises(dc.DatasetCheckError,
                        match=r'val_evaluator.ann_file is .*instances_train.json.*different images'):
         dc.check_datasets(cfg, ('train', 'val'))
+
+
+def _degenerate(data, boxes):
+    """Set the first training annotations' boxes (COCO xywh) to ``boxes``; return their images."""
+    path = data / 'annotations' / 'instances_train.json'
+    coco = json.loads(path.read_text())
+    for ann, box in zip(coco['annotations'], boxes):
+        ann['bbox'] = box
+    path.write_text(json.dumps(coco))
+    names = {im['id']: im['file_name'] for im in coco['images']}
+    return [f"{a['image_id']} ({names[a['image_id']]})" for a in coco['annotations'][:len(boxes)]]
+
+
+def test_boxes_under_one_pixel_are_reported_and_dropped(tiny_data, tmp_path, capsys):
+    """COCO: mmdet's CocoDataset skips them while reading; the check says how many, where."""
+    data = _copy(tiny_data, tmp_path)
+    images = _degenerate(data, [[10, 10, 0.5, 20], [5, 5, 12, 0.0], [1, 1, 1.0, 1.0]])
+    dc.check_datasets(_cfg(data), ('train', 'val'))
+    printed = capsys.readouterr()
+    warnings = [line.split(' - WARNING - ', 1)[1] for line in
+                (printed.out + printed.err).splitlines() if 'narrower or lower' in line]
+    assert len(warnings) == 1, printed
+    first = dict.fromkeys(images[:2])
+    assert warnings[0] == (
+        f'2 training boxes narrower or lower than one pixel in {data}/annotations/'
+        f'instances_train.json (image{"s" if len(first) > 1 else ""} {", ".join(first)}): '
+        'dropped by CocoDataset, which skips them while reading the json')
+
+
+def test_boxes_under_one_pixel_refused_by_option(tiny_data, tmp_path):
+    data = _copy(tiny_data, tmp_path)
+    images = _degenerate(data, [[10, 10, 0.0, 20]])
+    cfg = _cfg(data, **{'dataset_check.degenerate_boxes': 'error'})
+    with pytest.raises(dc.DatasetCheckError, match=r'^1 training box narrower or lower than one '
+                       rf'pixel in .*instances_train\.json \(image {re.escape(images[0])}\): '
+                       'fix the data'):
+        dc.check_datasets(cfg, ('train',))
+    cfg = _cfg(data, **{'dataset_check.degenerate_boxes': 'ignore'})
+    with pytest.raises(dc.DatasetCheckError, match=r"must be one of \('drop', 'error'\)"):
+        dc.check_datasets(cfg, ('train',))
+
+
+def test_validation_boxes_under_one_pixel_are_left_to_the_metric(tiny_data, tmp_path):
+    data = _copy(tiny_data, tmp_path)
+    path = data / 'annotations' / 'instances_val.json'
+    coco = json.loads(path.read_text())
+    coco['annotations'][0]['bbox'][2] = 0.0
+    path.write_text(json.dumps(coco))
+    dc.check_datasets(_cfg(data, **{'dataset_check.degenerate_boxes': 'error'}), ('train', 'val'))

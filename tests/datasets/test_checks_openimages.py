@@ -206,3 +206,47 @@ def test_heads_sized_for_other_classes(data):
     assert 'has 8 classes, but the RoI head is sized for another number' in msg
     assert '--cfg-options model.roi_head.bbox_head.num_classes=8' in msg
     assert 'sibling_head' not in msg
+
+
+def _thin_box(data, width_px):
+    """Make the first training box ``width_px`` pixels wide (in its image's pixels, from the image
+    metas); return its image ID."""
+    path = data / FILES['train_ann_file']
+    rows = _rows(path)
+    with open(data / FILES['train_meta_file'], 'rb') as f:
+        height, width = pickle.load(f)[0]['ori_shape'][:2]
+    x_min = float(rows[1][4])
+    rows[1][5] = repr(x_min + width_px / width)
+    _write_rows(path, rows)
+    return rows[1][0]
+
+
+def test_boxes_under_one_pixel_dropped_by_the_pipeline(data, capsys):
+    """OpenImages: a box 0.6 px wide (after the fractions are scaled by the image's width) is
+    reported with its image and dropped by the train pipeline's FilterAnnotations."""
+    image = _thin_box(data, 0.6)
+    dc.check_datasets(_cfg(data), ('train',))
+    printed = capsys.readouterr()
+    warnings = [line for line in (printed.out + printed.err).splitlines()
+                if 'narrower or lower than one pixel' in line]
+    assert len(warnings) == 1 and warnings[0].endswith(
+        f"(image {image}): dropped by FilterAnnotations(min_gt_bbox_wh=(1, 1)) in the train "
+        'pipeline'), warnings
+
+
+def test_boxes_under_one_pixel_refused_without_a_filter(data):
+    image = _thin_box(data, 0.0)  # XMin == XMax: a zero-width box, valid in OpenImages' format
+    message = _check(data, ('train',),
+                     **{'train_dataloader.dataset.pipeline': [
+                         dict(type='LoadImageFromFile'), dict(type='LoadAnnotations'),
+                         dict(type='PackDetInputs')]})
+    assert message.startswith('1 training box narrower or lower than one pixel in ')
+    assert f'(image {image}) would reach the model' in message
+    assert "add dict(type='FilterAnnotations', min_gt_bbox_wh=(1, 1), keep_empty=False)" in message
+    assert 'train_dataloader.dataset.pipeline' in message
+
+
+def test_boxes_of_one_pixel_or_more_pass(data, capsys):
+    _thin_box(data, 1.5)
+    dc.check_datasets(_cfg(data), ('train',))
+    assert 'narrower or lower' not in capsys.readouterr().out

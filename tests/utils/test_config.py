@@ -1,10 +1,7 @@
 """tsd_mmdet.utils.config: ``--cfg-options data_root=... metainfo.classes=...`` reach every
 dataloader, metric and head."""
-import os
 import os.path as osp
 import shutil
-import subprocess
-import sys
 
 import pytest
 
@@ -16,21 +13,8 @@ from tsd_mmdet.datasets import shapes as gs  # noqa: E402
 from tsd_mmdet.utils.config import apply_data_overrides  # noqa: E402
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-TOOLS = osp.join(ROOT, 'tools')
 BASELINE = osp.join(ROOT, 'configs', 'shapes', 'faster-rcnn_r18_fpn_shapes.py')
 TSD = osp.join(ROOT, 'configs', 'shapes', 'tsd-faster-rcnn_r18_fpn_shapes.py')
-
-
-
-# Shrinks the baseline to seconds: 2 iterations of 2 images at 128 px, no worker processes.
-SMALL = [
-    'train_cfg.max_iters=2', 'train_dataloader.batch_size=2', 'default_hooks.logger.interval=1',
-    'model.test_cfg.rcnn.score_thr=0.0',
-    'train_dataloader.dataset.pipeline.2.scale=(128,128)',
-    'val_dataloader.dataset.pipeline.1.scale=(128,128)',
-    'test_dataloader.dataset.pipeline.1.scale=(128,128)',
-] + [f'{split}_dataloader.{key}' for split in ('train', 'val', 'test')
-     for key in ('num_workers=0', 'persistent_workers=False')]
 
 
 @pytest.fixture(scope='module')
@@ -53,13 +37,6 @@ def _cfg(data_root, config=BASELINE, **overrides):
     apply_data_overrides(cfg, options)
     cfg.merge_from_dict(options)
     return cfg
-
-
-def _run(*args, timeout=300):
-    path = os.pathsep.join(filter(None, [ROOT, os.getenv('PYTHONPATH')]))
-    env = dict(os.environ, PYTHONPATH=path)
-    return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=timeout)
 
 
 def test_data_root_override_follows_the_datasets_not_the_variable(tiny_data, tmp_path):
