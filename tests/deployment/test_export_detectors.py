@@ -10,7 +10,7 @@ from mmdet.structures import DetDataSample
 from mmdet.structures.bbox import bbox2roi
 from onnx import load as load_onnx
 
-from tsd_mmdet.deployment import ExportDetector
+from tsd_mmdet.deployment import ExportDetector, OnnxRuntimeDetector
 
 NAMES = ['tsd-faster', 'faster', 'tsd-cascade', 'cascade', 'tsd-mask', 'mask']  # conftest.CONFIGS
 IMAGES = [(192, 256), (240, 176)]
@@ -87,3 +87,27 @@ def test_graph_has_only_standard_operators(exported, name):
     inputs = [(i.name, [d.dim_value or d.dim_param for d in i.type.tensor_type.shape.dim])
               for i in model.graph.input]
     assert inputs == [('image', [1, 3, 'height', 'width'])]
+
+
+@pytest.mark.parametrize('name', ['tsd-faster', 'tsd-mask'])
+def test_runner_model_is_predict_with_rescale(exported, match, name):
+    # OnnxRuntimeDetector (what test_onnx.py's Runner runs) returns what model.predict returns
+    # with rescale=True: boxes in the original image, masks pasted there (mmdet's own pasting).
+    model = exported(name)
+    image = _image(IMAGES[0], 0)
+    meta = dict(img_shape=IMAGES[0], ori_shape=(96, 128), scale_factor=(2.0, 2.0))
+    with torch.no_grad():
+        data = model.detector.data_preprocessor(
+            dict(inputs=[image[0]], data_samples=[DetDataSample(metainfo=meta)]))
+        want = model.detector.predict(data['inputs'], data['data_samples'])[0].pred_instances
+    runner_model = OnnxRuntimeDetector(model.path, model.cfg.model.test_cfg.rcnn.get(
+        'mask_thr_binary', 0.5))
+    got = runner_model([image[0]], [DetDataSample(metainfo=meta)])[0].pred_instances
+    assert len(got) == len(want) > 0
+    rows = match(want, got)
+    if 'masks' in want:
+        assert got.masks.shape == want.masks.shape == (len(want), 96, 128)
+        differ = (got.masks[rows] != want.masks).float().mean()
+        assert differ <= 1e-3  # pixels at the 0.5 threshold may flip with 1e-6 of difference
+    else:
+        assert 'masks' not in got
