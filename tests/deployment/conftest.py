@@ -83,7 +83,8 @@ class Exported:
         self.cfg = shapes_config(name)
         self.detector = random_detector(self.cfg)
         self.path = osp.join(directory, f'{name}.onnx')
-        export_detector(self.detector, self.path, EXPORT_SHAPE, config_classes(self.cfg))
+        self.detector.dataset_meta = dict(classes=config_classes(self.cfg))
+        export_detector(self.detector, self.path, EXPORT_SHAPE)
         self.onnx = OnnxDetector(self.path)
 
 

@@ -22,7 +22,6 @@ import tsd_mmdet  # noqa: F401  (registers TSD's modules)
 from tsd_mmdet.deployment import (
     ExportError,
     benchmark_latency,
-    config_classes,
     export_detector,
     load_detector,
     profile_onnx,
@@ -65,7 +64,7 @@ def main() -> None:
             name = osp.splitext(osp.basename(path))[0]
             onnx_file = osp.join(args.work_dir, f'{name}.onnx')
             print(f'exporting {name} to {onnx_file}', flush=True)
-            export_detector(detector, onnx_file, tuple(args.shape), config_classes(cfg))
+            export_detector(detector, onnx_file, tuple(args.shape))
             models.append((name, detector, onnx_file))
         rows = benchmark_latency(models, tuple(args.shape), args.images, args.repeats,
                                  args.warmup, args.threads, log=lambda s: print(s, flush=True))

@@ -21,7 +21,6 @@ from tsd_mmdet.deployment import (
     ExportError,
     OnnxDetector,
     compare_with_pytorch,
-    config_classes,
     export_detector,
     load_detector,
     sample_image,
@@ -55,7 +54,7 @@ def main() -> None:
         print(f'[1/3] exporting {args.config} with an example input of {shape[0]}x{shape[1]} '
               '(torch.export, then the ONNX translation; about a minute)', flush=True)
         start = time.perf_counter()
-        export_detector(detector, args.out, shape, config_classes(cfg))
+        export_detector(detector, args.out, shape)
         print(f'[2/3] wrote {args.out} in {time.perf_counter() - start:.0f} s; onnx.checker: '
               'passed', flush=True)
         image, source = sample_image(cfg, shape)

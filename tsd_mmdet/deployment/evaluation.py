@@ -16,6 +16,7 @@ from mmengine.model import BaseModel
 from mmengine.runner import Runner
 from mmengine.structures import InstanceData
 
+from .checks import check_config
 from .runtime import OnnxDetector
 
 __all__ = ['OnnxRuntimeDetector', 'evaluate_onnx', 'to_instances']
@@ -111,8 +112,10 @@ def evaluate_onnx(cfg: Config, onnx_file: str, out: str | None = None,
         dict: The metrics.
 
     Raises:
-        ExportError: the model file does not match the config.
+        ExportError: the model file does not match the config, or the config tests with
+            test-time augmentation.
     """
+    check_config(cfg)
     OnnxDetector(onnx_file).check_config(cfg)
     cfg = cfg.copy()
     mask_thr = (cfg.model.test_cfg.get('rcnn') or {}).get('mask_thr_binary', 0.5)

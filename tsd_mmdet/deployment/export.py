@@ -33,16 +33,17 @@ __all__ = ['METADATA_KEY', 'compare_with_pytorch', 'config_classes', 'export_det
 METADATA_KEY = 'tsd_mmdet'  # the ONNX metadata entry that describes the export (JSON)
 
 
-def config_classes(cfg: Config) -> list[str]:
-    """The class names the config's test set has: its ``metainfo.classes``, or the dataset
-    type's own (e.g. COCO's 80)."""
+def config_classes(cfg: Config) -> list[str] | None:
+    """The class names the config tests: its test set's ``metainfo.classes``, else the config's
+    top-level ``metainfo.classes`` (configs/shapes), else the dataset type's own (e.g. COCO's 80);
+    None where only the data knows them (OpenImages reads them from its label file)."""
     dataset = cfg.test_dataloader.dataset
     while 'dataset' in dataset:
         dataset = dataset.dataset
-    classes = (dataset.get('metainfo') or {}).get('classes')
-    if classes is None:
-        classes = DATASETS.get(dataset.type).METAINFO['classes']
-    return list(classes)
+    classes = ((dataset.get('metainfo') or {}).get('classes')
+               or (cfg.get('metainfo') or {}).get('classes')
+               or DATASETS.get(dataset.type).METAINFO.get('classes'))
+    return None if classes is None else list(classes)
 
 
 def test_input_shape(cfg: Config) -> tuple[int, int]:
@@ -92,19 +93,25 @@ def load_detector(cfg: Config, checkpoint: str | None) -> nn.Module:
         raise ExportError(f'checkpoint {checkpoint} does not fit the model of the config '
                           f'(another model or num_classes?): {problem}') from None
     saved = ((ckpt.get('meta') or {}).get('dataset_meta') or {}).get('classes')
-    if saved is not None and list(saved) != classes:
+    if saved is not None and classes is not None and list(saved) != classes:
         raise ExportError(f'checkpoint {checkpoint} was trained on classes {list(saved)}, the '
                           f'config tests {classes}: pass --cfg-options metainfo.classes=...')
-    detector.dataset_meta = dict(classes=classes)
+    detector.dataset_meta = dict(classes=classes if saved is None else list(saved))
     return detector.eval()
 
 
-def model_metadata(detector: nn.Module, wrapper: ExportDetector, classes: list[str],
+def _num_classes(roi_head) -> int:
+    heads = roi_head.bbox_head
+    return (heads[-1] if isinstance(heads, nn.ModuleList) else heads).num_classes
+
+
+def model_metadata(detector: nn.Module, wrapper: ExportDetector, classes: list[str] | None,
                    min_size: int) -> dict:
     """What test_onnx.py checks a model file against its config with (stored as JSON)."""
     pre = detector.data_preprocessor
     return dict(
         classes=classes,
+        num_classes=_num_classes(detector.roi_head),
         with_mask=wrapper.with_mask,
         min_size=min_size,
         preprocess=dict(
@@ -135,8 +142,7 @@ def _quiet_exporter():
         ir_logger.setLevel(level)
 
 
-def export_detector(detector: nn.Module, out: str, shape: tuple[int, int],
-                    classes: list[str]) -> None:
+def export_detector(detector: nn.Module, out: str, shape: tuple[int, int]) -> None:
     """Export ``detector`` to the ONNX file ``out`` and check it with ``onnx.checker``.
 
     The graph is :class:`ExportDetector`'s contract: input ``image`` (1, 3, H, W) float32 with
@@ -147,7 +153,9 @@ def export_detector(detector: nn.Module, out: str, shape: tuple[int, int],
         detector (nn.Module): A supported detector (see ``check_exportable``), eval mode.
         out (str): ONNX file to write (weights inside, or beside it above 2 GB).
         shape (tuple[int, int]): (H, W) of the example input traced.
-        classes (list[str]): Class names, stored in the model's metadata.
+
+    The class names of ``detector.dataset_meta`` (as :func:`load_detector` sets them) go into
+    the file's metadata.
     """
     wrapper = ExportDetector(detector)
     # A level of size 1 would be specialised (broadcasting) by torch.export: every level >= 2.
@@ -164,7 +172,7 @@ def export_detector(detector: nn.Module, out: str, shape: tuple[int, int],
             opset_version=OPSET, input_names=['image'], output_names=wrapper.output_names,
             dynamic_shapes={'image': {2: 'height', 3: 'width'}}, verbose=False)
     onnx_program.model.metadata_props[METADATA_KEY] = json.dumps(
-        model_metadata(detector, wrapper, classes, min_size))
+        model_metadata(detector, wrapper, (detector.dataset_meta or {}).get('classes'), min_size))
     os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
     onnx_program.save(out)
     onnx.checker.check_model(out)  # by path: also for weights stored beside the model

@@ -79,10 +79,14 @@ class OnnxDetector:
         """
         where = f'{self.path} was exported'
         classes = config_classes(cfg)
-        if classes != self.meta['classes']:
-            raise ExportError(f"{where} for classes {self.meta['classes']}, the config tests "
-                              f'{classes}: pass the classes it was trained on (--cfg-options '
-                              'metainfo.classes=...) or export it again')
+        heads = cfg.model.roi_head.bbox_head
+        num_classes = (heads[-1] if isinstance(heads, list) else heads).num_classes
+        if (classes is not None and self.meta['classes'] is not None
+                and classes != self.meta['classes']) or num_classes != self.meta['num_classes']:
+            raise ExportError(f"{where} for classes {self.meta['classes']} "
+                              f"({self.meta['num_classes']}), the config tests {classes} "
+                              f'({num_classes}): pass the classes it was trained on '
+                              '(--cfg-options metainfo.classes=...) or export it again')
         pre = cfg.model.get('data_preprocessor', {})
         theirs = dict(
             mean=pre.get('mean'), std=pre.get('std'),
