@@ -147,17 +147,17 @@ def export_detector(detector: nn.Module, out: str, shape: tuple[int, int]) -> No
 
     The graph is :class:`ExportDetector`'s contract: input ``image`` (1, 3, H, W) float32 with
     dynamic H and W (each above the largest feature stride), outputs ``dets`` (1, N, 5),
-    ``labels`` (1, N) and for Mask R-CNN ``masks`` (1, N, 28, 28).
+    ``labels`` (1, N) and for Mask R-CNN ``masks`` (1, N, 28, 28). The file's metadata records
+    what :meth:`OnnxDetector.check_config` compares, the class names of
+    ``detector.dataset_meta`` (as :func:`load_detector` sets them) included.
 
     Args:
         detector (nn.Module): A supported detector (see ``check_exportable``), eval mode.
         out (str): ONNX file to write (weights inside, or beside it above 2 GB).
         shape (tuple[int, int]): (H, W) of the example input traced.
-
-    The class names of ``detector.dataset_meta`` (as :func:`load_detector` sets them) go into
-    the file's metadata.
     """
     wrapper = ExportDetector(detector)
+    classes = (getattr(detector, 'dataset_meta', None) or {}).get('classes')
     # A level of size 1 would be specialised (broadcasting) by torch.export: every level >= 2.
     min_size = int(max(max(s) for s in detector.rpn_head.prior_generator.strides)) + 1
     if min(shape) < min_size:
@@ -172,7 +172,7 @@ def export_detector(detector: nn.Module, out: str, shape: tuple[int, int]) -> No
             opset_version=OPSET, input_names=['image'], output_names=wrapper.output_names,
             dynamic_shapes={'image': {2: 'height', 3: 'width'}}, verbose=False)
     onnx_program.model.metadata_props[METADATA_KEY] = json.dumps(
-        model_metadata(detector, wrapper, (detector.dataset_meta or {}).get('classes'), min_size))
+        model_metadata(detector, wrapper, classes, min_size))
     os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
     onnx_program.save(out)
     onnx.checker.check_model(out)  # by path: also for weights stored beside the model
