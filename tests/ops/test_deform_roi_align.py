@@ -642,6 +642,34 @@ def test_fallback_warns_once_and_matches(monkeypatch):
     torch.testing.assert_close(second, torchvision.ops.roi_align(x, rois, 2, aligned=True))
 
 
+_WITHOUT_EXTENSION_SCRIPT = """
+import sys
+sys.modules['tsd_mmdet._C'] = None  # as if the extension were not built
+import torch
+from tsd_mmdet.ops import deform_roi_align_reference, has_extension
+assert not has_extension()
+op = torch.ops.tsd_mmdet.deform_roi_align.default
+x, rois, offset = torch.randn(2, 3, 8, 9), torch.tensor([[1.0, 0.5, 1, 6, 7]]), torch.randn(1, 2)
+out = op(x, rois, offset, 1.0, 2, 2, 2, 0.1, True)
+ref = deform_roi_align_reference(x, rois, offset, 2, 1.0, 2, 0.1, True)
+meta = op(x.to('meta'), rois.to('meta'), offset.to('meta'), 1.0, 2, 2, 2, 0.1, True)
+print(op._schema)
+print(float((out - ref).abs().max()), tuple(meta.shape))
+"""
+
+
+def test_op_is_defined_without_the_extension():
+    # Export needs the op's schema and fake kernel, not the kernels: without _C the schema is
+    # defined from Python (the compiled one's), over the reference, with the same fake kernel.
+    result = _python_child(_WITHOUT_EXTENSION_SCRIPT, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    schema, values = result.stdout.strip().splitlines()[-2:]
+    assert schema == 'tsd_mmdet::' + _dra.SCHEMA
+    if has_extension():
+        assert schema == str(torch.ops.tsd_mmdet.deform_roi_align.default._schema)
+    assert values == '0.0 (1, 3, 2, 2)'
+
+
 def test_reference_handles_realistic_size_quickly():
     # 512 RoIs on a 256-channel stride-8 map: the fallback must stay usable.
     x = torch.randn(1, 32, 50, 84)

@@ -45,11 +45,13 @@ esac
 # ---- disk: what a run writes, measured on a fresh set-up here (2026-11-28, torch 2.14.1, Python 3.11,
 # with TMPDIR and TSD_CACHE empty), plus a margin. The new venv grew to 6.0 GB (torch 1.2 GB, its CUDA
 # libraries 3.2 GB, triton 0.9 GB); building mmcv peaked at 0.4 GB in TMPDIR. A venv that has torch
-# gets only small packages. Not counted: pip's download cache (~/.cache/pip), which holds the wheels
-# again where pip downloads them rather than taking them from a local directory.
-VENV_MB=6500
+# gets only small packages. onnx, onnxscript, onnxruntime and their dependencies (issue 24) add
+# 0.12 GB to either (measured in the installed venv). Not counted: pip's download cache
+# (~/.cache/pip), which holds the wheels again where pip downloads them rather than taking them from
+# a local directory.
+VENV_MB=6600
 BUILD_MB=600
-SMALL_MB=300
+SMALL_MB=420
 TORCH_PIN=$(sed -n 's/^torch==//p' "$CONSTRAINTS")
 PLANNED_TAG=cp$(( PY_MINOR / 100 ))$(( PY_MINOR % 100 ))
 gb() { awk -v mb="$1" 'BEGIN { printf "%.1f", mb / 1024 }'; }

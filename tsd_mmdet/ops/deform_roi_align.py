@@ -1,6 +1,8 @@
 """Deformable RoIAlign: Python entry point, nn.Module, autograd and fake (meta) registrations.
 
-Implements TSD's Prop.w (eq. 3-4) and Point.w (eq. 5-6) pooling on top of tsd_mmdet._C.
+Implements TSD's Prop.w (eq. 3-4) and Point.w (eq. 5-6) pooling on top of tsd_mmdet._C. Without
+the extension the op's schema is defined here, over the PyTorch reference, so that
+``torch.ops.tsd_mmdet.deform_roi_align`` exists (and exports) either way.
 """
 import warnings
 
@@ -20,6 +22,11 @@ else:
     _EXTENSION_ERROR = None
 
 _USE_EXTENSION = _EXTENSION_ERROR is None
+# The forward schema of csrc/deform_roi_align.cpp's TORCH_LIBRARY, defined from Python where the
+# extension is not built (tests/ops checks that the two agree).
+SCHEMA = ('deform_roi_align(Tensor input, Tensor rois, Tensor? offset, float spatial_scale, '
+          'SymInt pooled_height, SymInt pooled_width, int sampling_ratio, float gamma, '
+          'bool aligned) -> Tensor')
 # A CPU-only build on a GPU machine: CUDA tensors take the reference too.
 _HAS_CUDA_KERNEL = _USE_EXTENSION and torch._C._dispatch_has_kernel_for_dispatch_key(
     'tsd_mmdet::deform_roi_align', 'CUDA')
@@ -95,6 +102,14 @@ class _DeformRoIAlignFunction(torch.autograd.Function):
         return _backward(ctx, grad)
 
 
+def _reference_kernel(input, rois, offset, spatial_scale, pooled_height, pooled_width,
+                      sampling_ratio, gamma, aligned):
+    """The op's kernel where _C is not built: the PyTorch reference (no autograd formula; the
+    Python entry point below calls the differentiable reference directly)."""
+    return deform_roi_align_reference(input, rois, offset, (pooled_height, pooled_width),
+                                      spatial_scale, sampling_ratio, gamma, aligned)
+
+
 if _EXTENSION_ERROR is None:
     if _HAS_REGISTER_FAKE:
         torch.library.register_fake('tsd_mmdet::deform_roi_align')(_deform_roi_align_fake)
@@ -106,6 +121,15 @@ if _EXTENSION_ERROR is None:
         _META_LIBRARY = torch.library.Library('tsd_mmdet', 'IMPL')  # kept alive with the module
         _META_LIBRARY.impl('deform_roi_align', _deform_roi_align_fake, 'Meta')
         _META_LIBRARY.impl('_deform_roi_align_backward', _deform_roi_align_backward_fake, 'Meta')
+else:  # the schema, the reference as its kernel and the fake kernel, so that export works
+    _LIBRARY = torch.library.Library('tsd_mmdet', 'DEF')  # kept alive with the module
+    _LIBRARY.define(SCHEMA)
+    _LIBRARY.impl('deform_roi_align', _reference_kernel, 'CompositeExplicitAutograd')
+    if _HAS_REGISTER_FAKE:
+        torch.library.register_fake('tsd_mmdet::deform_roi_align', lib=_LIBRARY)(
+            _deform_roi_align_fake)
+    else:
+        _LIBRARY.impl('deform_roi_align', _deform_roi_align_fake, 'Meta')
 
 
 def deform_roi_align(input: Tensor, rois: Tensor, offset: Tensor | None = None, output_size=7,

@@ -1,0 +1,114 @@
+"""Shared fixtures of tests/deployment: each shapes detector exported once per session.
+
+Random weights on the configs of configs/shapes (TSD and baseline twins of Faster, Cascade and
+Mask R-CNN), stirred so that the test sees what a trained model does: proposals of several sizes
+(RPN deltas ~ N(0, 1)) spread over the FPN levels (``finest_scale=8``), and TSD offsets
+delta_c, delta_r of a tenth of the RoI and more (eq. 3-6), not the init's ~1e-3.
+"""
+import os.path as osp
+
+import pytest
+import torch
+from mmdet.structures.bbox import bbox_overlaps
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+
+import tsd_mmdet  # noqa: F401  (registers TSD's modules)
+from tsd_mmdet.deployment import OnnxDetector, config_classes, export_detector
+from tsd_mmdet.utils.baseline_to_tsd import build_initialised_model
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+SHAPES = osp.join(ROOT, 'configs', 'shapes')
+CONFIGS = {
+    'tsd-faster': 'tsd-faster-rcnn_r18_fpn_shapes.py',
+    'faster': 'faster-rcnn_r18_fpn_shapes.py',
+    'tsd-cascade': 'tsd-cascade-rcnn_r18_fpn_shapes.py',
+    'cascade': 'cascade-rcnn_r18_fpn_shapes.py',
+    'tsd-mask': 'tsd-mask-rcnn_r18_fpn_shapes.py',
+    'mask': 'mask-rcnn_r18_fpn_shapes.py',
+}
+EXPORT_SHAPE = (320, 320)
+
+
+def shapes_config(name: str) -> Config:
+    """A shapes config with its RoIs spread over the FPN levels (``finest_scale=8``)."""
+    cfg = Config.fromfile(osp.join(SHAPES, CONFIGS[name]))
+    options = {'model.roi_head.bbox_roi_extractor.finest_scale': 8}
+    if 'mask' in name:
+        options['model.roi_head.mask_roi_extractor.finest_scale'] = 8
+    cfg.merge_from_dict(options)
+    return cfg
+
+
+def random_detector(cfg: Config) -> torch.nn.Module:
+    """The config's detector with seeded random weights, stirred as the module docstring says."""
+    init_default_scope('mmdet')
+    detector = build_initialised_model(cfg.model, seed=0)
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        reg = detector.rpn_head.rpn_reg.weight
+        reg.copy_(torch.randn(reg.shape, generator=generator))
+        heads = detector.roi_head.bbox_head
+        for head in heads if isinstance(heads, torch.nn.ModuleList) else [heads]:
+            for name in ('fc_delta_c', 'fc_delta_r'):
+                if hasattr(head, name):
+                    weight = getattr(head, name).weight
+                    weight.copy_(torch.randn(weight.shape, generator=generator) * 0.03)
+    return detector.eval()
+
+
+def match_detections(want: dict, got: dict, iou: float = 0.99, score: float = 1e-3) -> list[int]:
+    """Index of the row of ``got`` matched to each detection of ``want``: same label, IoU >= iou
+    and |score difference| <= score, each row used once (``want`` best first). Fails the test
+    naming the first detection left unmatched. Both: ``bboxes`` (n, 4), ``scores``, ``labels``."""
+    ious = bbox_overlaps(want['bboxes'], got['bboxes'])
+    free = torch.ones(len(got['labels']), dtype=torch.bool)
+    matches = []
+    for i in range(len(want['labels'])):
+        ok = (free & (got['labels'] == want['labels'][i]) & (ious[i] >= iou)
+              & ((got['scores'] - want['scores'][i]).abs() <= score))
+        assert ok.any(), (f"detection {i} (label {int(want['labels'][i])}, score "
+                          f"{float(want['scores'][i]):.4f}) has no match")
+        j = int(torch.where(ok, ious[i], -1).argmax())
+        free[j] = False
+        matches.append(j)
+    return matches
+
+
+class Exported:
+    """One exported detector: its config, the PyTorch model and the ONNX model."""
+
+    def __init__(self, name: str, directory: str):
+        self.name = name
+        self.cfg = shapes_config(name)
+        self.detector = random_detector(self.cfg)
+        self.path = osp.join(directory, f'{name}.onnx')
+        self.detector.dataset_meta = dict(classes=config_classes(self.cfg))
+        export_detector(self.detector, self.path, EXPORT_SHAPE)
+        self.onnx = OnnxDetector(self.path)
+
+
+@pytest.fixture
+def match():
+    """:func:`match_detections`."""
+    return match_detections
+
+
+@pytest.fixture
+def shapes_cfg():
+    """Factory: ``shapes_cfg(name)`` -> :func:`shapes_config`, a fresh copy each call."""
+    return shapes_config
+
+
+@pytest.fixture(scope='session')
+def exported(tmp_path_factory):
+    """Factory: ``exported(name)`` -> :class:`Exported`, made once per session."""
+    cache = {}
+    directory = str(tmp_path_factory.mktemp('onnx'))
+
+    def get(name: str) -> Exported:
+        if name not in cache:
+            cache[name] = Exported(name, directory)
+        return cache[name]
+
+    return get

@@ -1,0 +1,113 @@
+"""tools/deployment/ end to end on a tiny trained TSD checkpoint: export, evaluation, errors.
+
+Not an equation of the paper: pytorch2onnx.py -> test_onnx.py against tools/test.py (same
+predictions), and their one-line errors. Every tool runs as a subprocess, as a user runs it.
+"""
+import os
+import os.path as osp
+import pickle
+import re
+import subprocess
+import sys
+
+import pytest
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+TOOLS = osp.join(ROOT, 'tools')
+TSD = osp.join(ROOT, 'configs', 'shapes', 'tsd-faster-rcnn_r18_fpn_shapes.py')
+# 2 iterations at 128 px, one image per test batch (tools/test.py then pads each image alone, as
+# the exported graph does), every detection kept, no worker processes.
+TEST = ['model.test_cfg.rcnn.score_thr=0.0', 'test_dataloader.dataset.pipeline.1.scale=(128,128)',
+        'test_dataloader.batch_size=1', 'test_dataloader.num_workers=0',
+        'test_dataloader.persistent_workers=False']
+TRAIN = ['train_cfg.max_iters=2', 'train_dataloader.batch_size=2', 'train_cfg.val_interval=100',
+         'train_dataloader.dataset.pipeline.2.scale=(128,128)', 'train_dataloader.num_workers=0',
+         'train_dataloader.persistent_workers=False', 'val_dataloader.num_workers=0',
+         'val_dataloader.persistent_workers=False']
+
+
+def _run(*args, timeout=600):
+    path = os.pathsep.join(filter(None, [ROOT, os.getenv('PYTHONPATH')]))
+    return subprocess.run([sys.executable, *args], cwd=ROOT, env=dict(os.environ, PYTHONPATH=path),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def _ok(out):
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    return out.stdout + out.stderr
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory):
+    """(data root, checkpoint, exported ONNX file, pytorch2onnx's output) of a 2-iteration run."""
+    root = tmp_path_factory.mktemp('tools')
+    data = str(root / 'data') + '/'
+    _ok(_run(osp.join(TOOLS, 'data', 'generate_shapes.py'), '--root', data, '--num-train', '8',
+             '--num-val', '4', '--min-image-size', '64', '--max-image-size', '128',
+             '--max-objects', '4'))
+    _ok(_run(osp.join(TOOLS, 'train.py'), TSD, '--work-dir', str(root / 'work'),
+             '--cfg-options', f'data_root={data}', *TRAIN, *TEST))
+    checkpoint = str(root / 'work' / 'iter_2.pth')
+    model = str(root / 'tsd.onnx')
+    log = _ok(_run(osp.join(TOOLS, 'deployment', 'pytorch2onnx.py'), TSD, checkpoint, '--out',
+                   model, '--cfg-options', f'data_root={data}', *TEST))
+    return data, checkpoint, model, log
+
+
+def test_pytorch2onnx_checks_its_export(trained):
+    data, _, model, log = trained
+    assert osp.isfile(model)
+    assert '[1/3] exporting' in log and 'onnx.checker: passed' in log
+    assert f'ONNX Runtime against PyTorch on {data}val/' in log  # a real test image
+    found = re.search(r'(\d+) detections; labels differ in (\d+) rows; largest difference of '
+                      r'boxes and scores (\S+)', log)
+    assert found, log[-2000:]
+    assert int(found[1]) > 0 and int(found[2]) == 0 and float(found[3]) < 1e-3
+
+
+def test_test_onnx_predicts_what_test_py_predicts(trained, match, tmp_path):
+    data, checkpoint, model, _ = trained
+    options = ['--cfg-options', f'data_root={data}', *TEST]
+    onnx_log = _ok(_run(osp.join(TOOLS, 'deployment', 'test_onnx.py'), TSD, model, '--out',
+                        str(tmp_path / 'onnx.pkl'), '--work-dir', str(tmp_path / 'onnx'),
+                        *options))
+    torch_log = _ok(_run(osp.join(TOOLS, 'test.py'), TSD, checkpoint, '--out',
+                         str(tmp_path / 'torch.pkl'), '--work-dir', str(tmp_path / 'torch'),
+                         *options))
+    for log in (onnx_log, torch_log):  # the same table: COCO's summary and the metrics line
+        assert 'Average Precision  (AP) @[ IoU=0.50:0.95 | area=   all' in log
+    metrics = [re.search(r'coco/bbox_mAP: (\S+)\s+coco/bbox_mAP_50: (\S+)', log).groups()
+               for log in (onnx_log, torch_log)]
+    assert metrics[0] == metrics[1]
+    with open(tmp_path / 'onnx.pkl', 'rb') as f:
+        ours = pickle.load(f)
+    with open(tmp_path / 'torch.pkl', 'rb') as f:
+        theirs = pickle.load(f)
+    assert [r['img_path'] for r in ours] == [r['img_path'] for r in theirs] and len(ours) == 4
+    for a, b in zip(ours, theirs):  # in the original image's pixels
+        assert len(a['pred_instances']['labels']) == len(b['pred_instances']['labels']) > 0
+        match(b['pred_instances'], a['pred_instances'])
+
+
+def test_one_line_errors(trained, tmp_path):
+    data, checkpoint, model, _ = trained
+    out = _run(osp.join(TOOLS, 'deployment', 'pytorch2onnx.py'), TSD, checkpoint, '--out',
+               str(tmp_path / 'x.onnx'), '--cfg-options', f'data_root={data}',
+               'metainfo.classes=[a,b,c,d,e,f]')
+    assert out.returncode != 0
+    assert out.stderr.strip().splitlines()[-1].startswith(
+        f'export error: checkpoint {checkpoint} was trained on classes')
+    assert not (tmp_path / 'x.onnx').exists()
+    out = _run(osp.join(TOOLS, 'deployment', 'test_onnx.py'), TSD, model, '--work-dir',
+               str(tmp_path), '--cfg-options', f'data_root={data}', *TEST,
+               'model.test_cfg.rcnn.max_per_img=50')
+    assert out.returncode != 0
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith(f'export error: {model} was exported with model.test_cfg.rcnn = ')
+    assert last.endswith('export it again with the same --cfg-options')
+
+
+def test_benchmark_tool_parses():
+    log = _ok(_run(osp.join(TOOLS, 'deployment', 'benchmark_onnx.py'), '--help', timeout=120))
+    for flag in ('--checkpoints', '--shape', '--threads', '--repeats', '--warmup', '--profile'):
+        assert flag in log

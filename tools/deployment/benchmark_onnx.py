@@ -1,0 +1,96 @@
+"""Latency of exported detectors: ONNX Runtime against eager PyTorch with the compiled op.
+
+TSD's pooling (eq. 3-6) runs as our compiled kernel in PyTorch and as ONNX RoiAlign in the export.
+Each CONFIG is exported (with --checkpoints, or random weights), then every model runs in both
+backends on the same seeded random images, interleaved, with the same threads, after a warm-up;
+prints the median and p90 per image and the ratios (docs/deploy.md has the measured table).
+
+    python tools/deployment/benchmark_onnx.py CONFIG [CONFIG ...] [--checkpoints CKPT ...] \
+        [--shape H W] [--images 5] [--repeats 5] [--warmup 2] [--threads 1] \
+        [--work-dir DIR] [--profile] [--cfg-options ...]
+
+Give the TSD config first and its baseline twin second: the last line is then the TSD / baseline
+latency ratio under each backend. --profile adds ONNX Runtime's kernel time per operator type.
+"""
+import argparse
+import os
+import os.path as osp
+
+from mmengine.config import DictAction
+
+import tsd_mmdet  # noqa: F401  (registers TSD's modules)
+from tsd_mmdet.deployment import (
+    ExportError,
+    benchmark_latency,
+    export_detector,
+    load_detector,
+    profile_onnx,
+)
+from tsd_mmdet.utils.config import load_config
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('configs', nargs='+', metavar='CONFIG', help='detector configs')
+    parser.add_argument('--checkpoints', nargs='+', metavar='CKPT',
+                        help='one per config (default: random weights, nothing downloaded)')
+    parser.add_argument('--shape', type=int, nargs=2, default=(800, 1333), metavar=('H', 'W'),
+                        help='image size (default 800 1333)')
+    parser.add_argument('--images', type=int, default=5, help='images per repeat')
+    parser.add_argument('--repeats', type=int, default=5, help='passes over the images')
+    parser.add_argument('--warmup', type=int, default=2, help='untimed runs of each first')
+    parser.add_argument('--threads', type=int, default=1, help='threads of both backends')
+    parser.add_argument('--work-dir', default='work_dirs/benchmark_onnx',
+                        help='where the exported models go')
+    parser.add_argument('--profile', action='store_true',
+                        help="also print ONNX Runtime's kernel time per operator type")
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override settings of every config, key=value')
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    checkpoints = args.checkpoints or [None] * len(args.configs)
+    if len(checkpoints) != len(args.configs):
+        raise SystemExit(f'--checkpoints: {len(checkpoints)} for {len(args.configs)} configs')
+    os.makedirs(args.work_dir, exist_ok=True)
+    models = []
+    try:
+        for path, checkpoint in zip(args.configs, checkpoints):
+            cfg = load_config(path, args.cfg_options)
+            detector = load_detector(cfg, checkpoint)
+            name = osp.splitext(osp.basename(path))[0]
+            onnx_file = osp.join(args.work_dir, f'{name}.onnx')
+            print(f'exporting {name} to {onnx_file}', flush=True)
+            export_detector(detector, onnx_file, tuple(args.shape))
+            models.append((name, detector, onnx_file))
+        rows = benchmark_latency(models, tuple(args.shape), args.images, args.repeats,
+                                 args.warmup, args.threads, log=lambda s: print(s, flush=True))
+    except ExportError as e:
+        raise SystemExit(f'export error: {e}') from None
+    print(f'\n{args.shape[0]}x{args.shape[1]}, {args.threads} thread(s), '
+          f'{rows[0]["runs"]} runs each (ms per image)')
+    print(f'{"model":48s} {"backend":12s} {"median":>8s} {"p90":>8s}')
+    for row in rows:
+        print(f'{row["name"]:48s} {row["backend"]:12s} {row["median_ms"]:8.1f} '
+              f'{row["p90_ms"]:8.1f}')
+    median = {(r['name'], r['backend']): r['median_ms'] for r in rows}
+    for name, _, _ in models:
+        print(f'{name}: onnxruntime / pytorch = '
+              f'{median[name, "onnxruntime"] / median[name, "pytorch"]:.2f}')
+    if len(models) == 2:
+        (first, _, _), (second, _, _) = models
+        print(f'{first} / {second}: ' + ', '.join(
+            f'{b} {median[first, b] / median[second, b]:.2f}' for b in ('pytorch', 'onnxruntime')))
+    if args.profile:
+        for name, _, onnx_file in models:
+            print(f'\nONNX Runtime kernel time of {name} (ms per run, share):')
+            for op, ms, share in profile_onnx(onnx_file, tuple(args.shape), args.threads,
+                                              profile_dir=args.work_dir)[:10]:
+                print(f'  {op:32s} {ms:8.2f} {100 * share:5.1f}%')
+
+
+if __name__ == '__main__':
+    main()

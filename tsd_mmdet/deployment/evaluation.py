@@ -1,0 +1,133 @@
+"""Evaluation of an exported detector with ONNX Runtime through mmdet's own test loop and metrics.
+
+Implements no equation: the detections of the exported graph (eq. 3-6 through the heads) go to the
+config's evaluator (COCO box / mask AP, OpenImages AP) exactly as ``model.predict``'s would.
+"""
+import os.path as osp
+
+import torch
+from mmdet.evaluation import DumpDetResults
+from mmdet.models.roi_heads.mask_heads import FCNMaskHead
+from mmdet.registry import MODELS
+from mmdet.structures import DetDataSample
+from mmdet.structures.bbox import scale_boxes
+from mmengine.config import Config, ConfigDict
+from mmengine.model import BaseModel
+from mmengine.runner import Runner
+from mmengine.structures import InstanceData
+
+from .checks import check_config
+from .runtime import OnnxDetector
+
+__all__ = ['OnnxRuntimeDetector', 'evaluate_onnx', 'to_instances']
+
+
+def to_instances(outputs: dict, img_meta: dict, mask_paster: FCNMaskHead | None = None,
+                 mask_thr_binary: float = 0.5) -> InstanceData:
+    """One image's graph outputs as ``model.predict(..., rescale=True)`` returns them.
+
+    Padded rows (label -1) are dropped, boxes go back to the original image
+    (``img_meta['scale_factor']``), and masks are pasted there and thresholded by mmdet's
+    ``FCNMaskHead`` (``mask_paster``).
+
+    Args:
+        outputs (dict): ``dets`` (1, N, 5), ``labels`` (1, N)[, ``masks`` (1, N, 28, 28)].
+        img_meta (dict): ``scale_factor``, ``ori_shape`` of the image.
+        mask_paster (FCNMaskHead, optional): Pastes ``masks``; None for box-only models.
+        mask_thr_binary (float): Mask threshold (``test_cfg.rcnn.mask_thr_binary``).
+
+    Returns:
+        InstanceData: ``bboxes`` (n, 4), ``scores`` (n,), ``labels`` (n,)[, ``masks`` (n, H, W)
+        bool].
+    """
+    labels = outputs['labels'][0]
+    keep = labels >= 0
+    dets = torch.from_numpy(outputs['dets'][0][keep])
+    results = InstanceData()
+    results.bboxes = scale_boxes(dets[:, :4], [1 / s for s in img_meta['scale_factor']])
+    results.scores = dets[:, 4]
+    results.labels = torch.from_numpy(labels[keep])
+    if mask_paster is not None:
+        if len(dets) == 0:
+            results.masks = torch.zeros(0, *img_meta['ori_shape'][:2], dtype=torch.bool)
+        else:
+            results.masks = mask_paster._predict_by_feat_single(
+                mask_preds=outputs['masks'][0][keep][:, None], bboxes=dets[:, :4],
+                labels=torch.zeros(len(dets), dtype=torch.long), img_meta=img_meta,
+                rcnn_test_cfg=ConfigDict(mask_thr_binary=mask_thr_binary), rescale=True,
+                activate_map=True)
+    return results
+
+
+@MODELS.register_module()
+class OnnxRuntimeDetector(BaseModel):
+    """A model for mmengine's ``Runner`` whose predictions come from an exported ONNX file.
+
+    ``forward(inputs, data_samples, mode='predict')``: inputs, a list of (3, H, W) images from the
+    test pipeline; returns the data samples with ``pred_instances`` set by :func:`to_instances`.
+
+    Args:
+        onnx_file (str): File written by ``export_detector``.
+        mask_thr_binary (float): Mask threshold of the config (Mask R-CNN).
+        threads (int, optional): ONNX Runtime intra-op threads.
+    """
+
+    def __init__(self, onnx_file: str, mask_thr_binary: float = 0.5, threads: int | None = None,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.detector = OnnxDetector(onnx_file, threads)
+        self.mask_thr_binary = mask_thr_binary
+        # mmdet's own pasting; it has no weights that matter (activate_map=True, one class).
+        self.mask_paster = FCNMaskHead(num_convs=0, num_classes=1, class_agnostic=True,
+                                       upsample_cfg=dict(type=None)) \
+            if self.detector.with_mask else None
+
+    def forward(self, inputs: list[torch.Tensor], data_samples: list[DetDataSample],
+                mode: str = 'predict') -> list[DetDataSample]:
+        if mode != 'predict':
+            raise ValueError(f'OnnxRuntimeDetector only predicts, got mode={mode!r}')
+        for image, sample in zip(inputs, data_samples):
+            outputs = self.detector(image[None].float().numpy())
+            sample.pred_instances = to_instances(outputs, sample.metainfo, self.mask_paster,
+                                                 self.mask_thr_binary)
+        return data_samples
+
+
+def evaluate_onnx(cfg: Config, onnx_file: str, out: str | None = None,
+                  work_dir: str | None = None, threads: int | None = None) -> dict:
+    """Evaluate an exported detector on the config's test set, as tools/test.py does.
+
+    The config's test dataloader, evaluator, logging and hooks run in mmengine's ``Runner``; the
+    model is :class:`OnnxRuntimeDetector`. Prints what tools/test.py prints (progress, the
+    metric's table, the final metrics line).
+
+    Args:
+        cfg (Config): Detector config (``--cfg-options`` applied).
+        onnx_file (str): The exported model; checked against ``cfg`` first.
+        out (str, optional): Also dump the predictions to this ``.pkl`` (as tools/test.py --out).
+        work_dir (str, optional): Runner work dir; default ``./work_dirs/<config name>_onnx``.
+        threads (int, optional): ONNX Runtime intra-op threads.
+
+    Returns:
+        dict: The metrics.
+
+    Raises:
+        ExportError: the model file does not match the config, or the config tests with
+            test-time augmentation.
+    """
+    check_config(cfg)
+    OnnxDetector(onnx_file).check_config(cfg)
+    cfg = cfg.copy()
+    mask_thr = (cfg.model.test_cfg.get('rcnn') or {}).get('mask_thr_binary', 0.5)
+    cfg.model = dict(type='OnnxRuntimeDetector', onnx_file=onnx_file, mask_thr_binary=mask_thr,
+                     threads=threads)
+    cfg.load_from = None
+    cfg.work_dir = work_dir or cfg.get('work_dir') or osp.join(
+        './work_dirs', osp.splitext(osp.basename(cfg.filename))[0] + '_onnx')
+    runner = Runner.from_cfg(cfg)
+    if out is not None:
+        if not out.endswith(('.pkl', '.pickle')):
+            raise ValueError(f'--out must be a .pkl or .pickle file, got {out}')
+        runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=out))
+    return runner.test()
+
