@@ -12,6 +12,8 @@ import sys
 
 import pytest
 
+from tsd_mmdet.datasets import shapes
+
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOLS = osp.join(ROOT, 'tools')
 TSD = osp.join(ROOT, 'configs', 'shapes', 'tsd-faster-rcnn_r18_fpn_shapes.py')
@@ -42,9 +44,8 @@ def trained(tmp_path_factory):
     """(data root, checkpoint, exported ONNX file, pytorch2onnx's output) of a 2-iteration run."""
     root = tmp_path_factory.mktemp('tools')
     data = str(root / 'data') + '/'
-    _ok(_run(osp.join(TOOLS, 'data', 'generate_shapes.py'), '--root', data, '--num-train', '8',
-             '--num-val', '4', '--min-image-size', '64', '--max-image-size', '128',
-             '--max-objects', '4'))
+    shapes.generate_dataset(data, num_train=8, num_val=4, min_image_size=64, max_image_size=128,
+                            max_objects=4)
     _ok(_run(osp.join(TOOLS, 'train.py'), TSD, '--work-dir', str(root / 'work'),
              '--cfg-options', f'data_root={data}', *TRAIN, *TEST))
     checkpoint = str(root / 'work' / 'iter_2.pth')

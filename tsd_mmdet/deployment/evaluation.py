@@ -13,7 +13,7 @@ from mmdet.structures import DetDataSample
 from mmdet.structures.bbox import scale_boxes
 from mmengine.config import Config, ConfigDict
 from mmengine.model import BaseModel
-from mmengine.runner import Runner
+from mmengine.registry import RUNNERS
 from mmengine.structures import InstanceData
 
 from .checks import check_config
@@ -97,7 +97,8 @@ def evaluate_onnx(cfg: Config, onnx_file: str, out: str | None = None,
                   work_dir: str | None = None, threads: int | None = None) -> dict:
     """Evaluate an exported detector on the config's test set, as tools/test.py does.
 
-    The config's test dataloader, evaluator, logging and hooks run in mmengine's ``Runner``; the
+    The config's test dataloader, evaluator, logging and hooks run in its runner (``TSDRunner``
+    unless the config names another: the test data is checked first, one line if unusable); the
     model is :class:`OnnxRuntimeDetector`. Prints what tools/test.py prints (progress, the
     metric's table, the final metrics line).
 
@@ -124,7 +125,8 @@ def evaluate_onnx(cfg: Config, onnx_file: str, out: str | None = None,
     cfg.load_from = None
     cfg.work_dir = work_dir or cfg.get('work_dir') or osp.join(
         './work_dirs', osp.splitext(osp.basename(cfg.filename))[0] + '_onnx')
-    runner = Runner.from_cfg(cfg)
+    cfg.setdefault('runner_type', 'TSDRunner')
+    runner = RUNNERS.build(cfg)
     if out is not None:
         if not out.endswith(('.pkl', '.pickle')):
             raise ValueError(f'--out must be a .pkl or .pickle file, got {out}')

@@ -20,7 +20,7 @@ from torch import nn
 from torch.export import Dim
 
 import tsd_mmdet
-from tsd_mmdet.utils import CheckpointError
+from tsd_mmdet.engine import CheckpointError
 from tsd_mmdet.utils.baseline_to_tsd import build_initialised_model
 
 from .checks import ExportError, check_config, check_exportable
