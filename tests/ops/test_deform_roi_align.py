@@ -157,6 +157,47 @@ def test_extension_matches_reference(offset_kind, aligned, sampling_ratio, dtype
         torch.testing.assert_close(g, w, **tol)
 
 
+# The intra-op thread count torch starts with (the CPU backward splits its work into that many
+# chunks); read at import, before any test changes it.
+DEFAULT_THREADS = torch.get_num_threads()
+
+
+@pytest.fixture
+def num_threads(request):
+    """Run the test under ``request.param`` intra-op threads ('one' or 'default'), then restore."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1 if request.param == 'one' else DEFAULT_THREADS)
+    yield torch.get_num_threads()
+    torch.set_num_threads(before)
+
+
+@needs_ext
+@pytest.mark.parametrize('num_threads', ['one', 'default'], indirect=True)
+@pytest.mark.parametrize('channels', [5, 16, 24, 256])
+def test_extension_matches_reference_across_channel_blocks(channels, num_threads):
+    """The CPU kernels work on blocks of 8 channels, split into one chunk per thread, and the
+    offset gradient is a sum over every block: 5 channels are one partial block, 16 and 24 two and
+    three, 256 a detector's 32. Forward, grad_input and both offset kinds' grad_offset equal the
+    reference's, under one thread (every block in one chunk) and the default count."""
+    gen = torch.Generator().manual_seed(channels)
+    x = torch.randn(2, channels, 9, 11, dtype=torch.float64, generator=gen, requires_grad=True)
+    rois = make_rois(7, 2, 9, 11, 0.5, generator=gen)
+    for offset_kind in (None, 'prop', 'point'):
+        offset = make_offset(offset_kind, 7, 3, 2, scale=2.0, generator=gen)
+        inputs = [x] if offset is None else [x, offset.requires_grad_()]
+        args = (rois, offset, (3, 2), 0.5, 0, 0.4, True)
+        out = deform_roi_align(x, *args)
+        ref = deform_roi_align_reference(x, *args)
+        torch.testing.assert_close(out, ref)
+        grad = torch.randn(out.shape, dtype=out.dtype, generator=gen)
+        got = torch.autograd.grad(out, inputs, grad)
+        want = torch.autograd.grad(ref, inputs, grad)
+        for name, g, w in zip(('grad_input', 'grad_offset'), got, want):
+            torch.testing.assert_close(g, w, msg=lambda m, n=name, k=offset_kind: f'{n} '
+                                       f'({k} offset, {channels} channels, {num_threads} '
+                                       f'threads): {m}')
+
+
 def gradcheck_case(offset_kind, device='cpu'):
     """((x,) or (x, offset), rois) of the gradcheck tests: float64 leaves on ``device``. Large
     offsets push samples past the borders (clamped and out-of-bounds regions)."""
