@@ -133,3 +133,36 @@ def test_interrupt_while_writing_leaves_no_file_under_the_final_name(tmp_path, m
     with pytest.raises(KeyboardInterrupt):
         _save(path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_save_flushes_and_fsyncs_before_the_rename(tmp_path, monkeypatch):
+    """Durability, without a power cut: the temporary file reaches the disk (flushed out of
+    Python's buffer, then fsynced) before it is renamed over the final name. Renamed first, a
+    power loss could leave the final name holding a file whose data never reached the disk."""
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        stat = os.fstat(fd)  # what the OS holds at that moment, not Python's buffer
+        events.append(('fsync', stat.st_ino, stat.st_size))
+        real_fsync(fd)
+
+    def replace(src, dst):
+        stat = os.stat(src)
+        events.append(('replace', stat.st_ino, stat.st_size, os.fspath(src), os.fspath(dst)))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, 'fsync', fsync)
+    monkeypatch.setattr(os, 'replace', replace)
+    path = tmp_path / 'iter_6.pth'
+    _save(path, 6.0)  # through mmengine's save_checkpoint, as the runner calls it
+    monkeypatch.undo()
+    size = os.path.getsize(path)
+    assert [e[0] for e in events] == ['fsync', 'replace'], events
+    (_, synced_inode, synced_size), (_, inode, _, src, dst) = events
+    assert synced_inode == inode == os.stat(path).st_ino  # the file that was synced is renamed
+    assert synced_size == size > 0  # every byte was out of Python's buffer before the fsync
+    assert dst == str(path) and os.path.dirname(src) == str(tmp_path) and src != dst
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['iter_6.pth']
+    from mmengine.runner.checkpoint import _load_checkpoint
+    assert _load_checkpoint(str(path), map_location='cpu')['state_dict']['w'][0] == 6.0
