@@ -6,6 +6,7 @@ import copy
 
 import pytest
 import torch
+from conftest import moved_rois, record_branch_inputs, set_visible_offsets
 from mmdet.registry import MODELS
 from mmdet.structures.bbox import bbox2roi, bbox_overlaps
 from mmdet.testing import demo_mm_sampling_results
@@ -18,6 +19,10 @@ SIBLING_KEYS = {'loss_cls', 'loss_bbox', 'acc'}
 TSD_KEYS = {'loss_cls_tsd', 'loss_bbox_tsd', 'acc_tsd'}
 PC_KEYS = {'loss_pc_cls', 'loss_pc_loc'}
 NO_SIBLING = dict(sibling_head=None, pc_cls=None, pc_loc=None)
+# Unequal gammas, both other than the extractor's default 0.1: code that pools, derives or
+# decodes a branch with the other branch's gamma (or with none) gives other numbers.
+GAMMA_CLS, GAMMA_REG = 0.05, 0.2
+GAMMAS = dict(gamma_cls=GAMMA_CLS, gamma_reg=GAMMA_REG)
 
 
 def _loss(head, roi_inputs, **kwargs):
@@ -129,6 +134,84 @@ def test_bbox_loss_targets_and_pc_use_p_hat_r(tiny_roi_head, roi_inputs):
     margin = torch.clamp(1 - iou_sibling, max=0.2)
     expected = torch.relu(iou_sibling - iou_tsd + margin).mean()
     torch.testing.assert_close(out['loss_bbox']['loss_pc_loc'], expected)
+
+
+@pytest.mark.parametrize('cls_manner', ['pointwise', 'proposalwise'])
+def test_unequal_gammas_pool_each_branch_at_its_own_proposals(tiny_roi_head, roi_inputs,
+                                                              cls_manner):
+    """F-hat_r is the extractor's RoIAlign of P-hat_r = P + gamma_reg * delta_r * (w, h), the box
+    its targets and decoding use; F-hat_c is P deformed by gamma_cls * delta_c (eq. 3-6)."""
+    head = tiny_roi_head(bbox_head=dict(GAMMAS, cls_manner=cls_manner))
+    set_visible_offsets(head.bbox_head)
+    seen = record_branch_inputs(head.bbox_head)
+    feats, proposals, _ = roi_inputs(num_proposals=6)
+    rois = bbox2roi([p.bboxes for p in proposals])
+    with torch.no_grad():
+        out = head._bbox_forward(feats, rois)
+    (cls_feats, reg_feats), = seen
+    extractor = head.bbox_roi_extractor
+    feats = feats[:extractor.num_inputs]
+    rois_r = moved_rois(rois, out['delta_r'], GAMMA_REG)
+    tol = dict(atol=1e-5, rtol=1e-5)  # a moved box against a moved sample grid
+    torch.testing.assert_close(out['rois_r'], rois_r)
+    torch.testing.assert_close(reg_feats, extractor(feats, rois_r), **tol)
+    if cls_manner == 'proposalwise':
+        expected_cls = extractor(feats, moved_rois(rois, out['delta_c'], GAMMA_CLS))
+    else:
+        expected_cls = extractor(feats, rois, offset=out['delta_c'], gamma=GAMMA_CLS)
+    torch.testing.assert_close(cls_feats, expected_cls, **tol)
+    torch.testing.assert_close(out['bbox_feats'], extractor(feats, rois))
+    # The offsets are visible: the other branch's gamma pools other features.
+    swapped = extractor(feats, rois, offset=out['delta_c'], gamma=GAMMA_REG)
+    assert not torch.allclose(cls_feats, swapped, **tol)
+
+
+def test_unequal_gammas_targets_and_pc_use_p_hat_r(tiny_roi_head, roi_inputs):
+    """Training with gamma_cls != gamma_reg: targets are encoded against P-hat_r computed by hand
+    with gamma_reg, M_loc's TSD IoU decodes from it, the sibling's from P (eq. 8)."""
+    head = tiny_roi_head(bbox_head=GAMMAS)
+    set_visible_offsets(head.bbox_head)
+    feats, proposals, samples = roi_inputs(num_items=[3, 2])
+    sampling_results = demo_mm_sampling_results(
+        proposals, [s.gt_instances for s in samples], sampler_cfg=head.train_cfg.sampler)
+    out = head.bbox_loss(feats, sampling_results)
+    rois = bbox2roi([r.priors for r in sampling_results])
+    rois_r = moved_rois(rois, out['delta_r'].detach(), GAMMA_REG)
+    torch.testing.assert_close(out['rois_r'].detach(), rois_r)
+    labels, _, targets, weights = out['bbox_targets']
+    pos = labels < NUM_CLASSES
+    assert pos.sum() > 0
+    gt_bboxes = torch.cat([res.pos_gt_bboxes for res in sampling_results])
+    coder = head.bbox_head.bbox_coder
+    torch.testing.assert_close(targets[pos].detach(), coder.encode(rois_r[pos, 1:], gt_bboxes))
+    assert torch.all(weights[pos] == 1) and torch.all(weights[~pos] == 0)
+
+    rows = torch.arange(int(pos.sum()))
+    sibling = out['sibling_bbox_pred'][pos].view(-1, NUM_CLASSES, 4)[rows, labels[pos]]
+    tsd = out['bbox_pred'][pos].view(-1, NUM_CLASSES, 4)[rows, labels[pos]]
+    iou_sibling = bbox_overlaps(coder.decode(rois[pos, 1:], sibling), gt_bboxes, is_aligned=True)
+    iou_tsd = bbox_overlaps(coder.decode(rois_r[pos, 1:], tsd), gt_bboxes, is_aligned=True)
+    expected = torch.relu(iou_sibling - iou_tsd + torch.clamp(1 - iou_sibling, max=0.2)).mean()
+    torch.testing.assert_close(out['loss_bbox']['loss_pc_loc'], expected)
+
+
+def test_unequal_gammas_predict_decodes_from_p_hat_r(tiny_roi_head, roi_inputs):
+    head = tiny_roi_head(bbox_head=GAMMAS).eval()
+    set_visible_offsets(head.bbox_head)
+    feats, proposals, samples = roi_inputs(num_proposals=5)
+    metas = [s.metainfo for s in samples]
+    rois = bbox2roi([p.bboxes for p in proposals])
+    with torch.no_grad():
+        out = head._bbox_forward(feats, rois)
+        results = head.predict_bbox(feats, metas, proposals, None)
+    rois_r = moved_rois(rois, out['delta_r'], GAMMA_REG)
+    coder = head.bbox_head.bbox_coder
+    for i, (result, meta) in enumerate(zip(results, metas)):
+        rows = slice(5 * i, 5 * (i + 1))
+        deltas = out['bbox_pred'][rows].reshape(-1, 4)
+        boxes = rois_r[rows, 1:].repeat_interleave(NUM_CLASSES, 0)
+        expected = coder.decode(boxes, deltas, max_shape=meta['img_shape']).view(5, -1)
+        torch.testing.assert_close(result.bboxes, expected)
 
 
 def _delta_r_grad_through_targets(head, roi_inputs):
