@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import moved_rois, record_branch_inputs, set_visible_offsets
 from mmdet.registry import MODELS
-from mmdet.structures.bbox import bbox2roi
+from mmdet.structures.bbox import bbox2roi, bbox_overlaps
 from mmengine.config import Config
 from mmengine.runner import load_checkpoint
 
@@ -24,6 +25,9 @@ SIBLING_KEYS = {'loss_cls', 'loss_bbox', 'acc'}
 TSD_KEYS = {'loss_cls_tsd', 'loss_bbox_tsd', 'acc_tsd'}
 PC_KEYS = {'loss_pc_cls', 'loss_pc_loc'}
 OFFSET_LAYERS = ('offset_fc', 'fc_delta_c', 'fc_delta_r')
+# (gamma_cls, gamma_reg) of each stage: unequal within a stage, different between stages and from
+# the extractor's default 0.1, so a mix-up of branches or stages gives other numbers.
+STAGE_GAMMAS = ((0.05, 0.2), (0.15, 0.3), (0.25, 0.12))
 
 
 def _stage_keys(keys):
@@ -240,6 +244,98 @@ def test_predict_refines_from_rois_r(cascade_head, roi_inputs):
     torch.testing.assert_close(torch.cat(bbox_preds), seen[2][1]['bbox_pred'])
     mean_score = sum(results['cls_score'] for _, results in seen) / 3
     torch.testing.assert_close(torch.cat(cls_scores), mean_score)
+
+
+def _unequal_gamma_head(cascade_head, cascade_model_cfg, **overrides):
+    """A cascade head whose stages have STAGE_GAMMAS and visible offsets."""
+    bbox_heads = [dict(cfg, gamma_cls=gamma_cls, gamma_reg=gamma_reg)
+                  for cfg, (gamma_cls, gamma_reg) in zip(cascade_model_cfg.roi_head.bbox_head,
+                                                         STAGE_GAMMAS)]
+    head = cascade_head(bbox_head=bbox_heads, **overrides)
+    for bbox_head in head.bbox_head:
+        set_visible_offsets(bbox_head)
+    return head
+
+
+def test_unequal_gammas_each_stage_pools_and_trains_at_its_p_hat_r(cascade_head,
+                                                                    cascade_model_cfg,
+                                                                    roi_inputs):
+    """Every stage, with its own gamma_cls != gamma_reg: F-hat_r is RoIAlign of that stage's
+    P-hat_r (computed by hand), F-hat_c is P deformed with gamma_cls, the targets are encoded
+    against P-hat_r and M_loc decodes the TSD boxes from it (the sibling's from P)."""
+    head = _unequal_gamma_head(cascade_head, cascade_model_cfg)
+    seen = [record_branch_inputs(bbox_head) for bbox_head in head.bbox_head]
+    records = _record_stage_boxes(head)
+    feats, proposals, samples = roi_inputs(num_items=[3, 2])
+    torch.manual_seed(0)
+    head.loss(feats, proposals, samples)
+    tol = dict(atol=1e-5, rtol=1e-5)
+    for stage, (gamma_cls, gamma_reg) in enumerate(STAGE_GAMMAS):
+        sampling_results, results = records['bbox'][stage]
+        (cls_feats, reg_feats), = seen[stage]
+        extractor = head.bbox_roi_extractor[stage]
+        x = feats[:extractor.num_inputs]
+        rois = bbox2roi([r.priors for r in sampling_results])
+        rois_r = moved_rois(rois, results['delta_r'].detach(), gamma_reg)
+        torch.testing.assert_close(results['rois_r'].detach(), rois_r)
+        with torch.no_grad():
+            torch.testing.assert_close(reg_feats, extractor(x, rois_r), **tol)
+            torch.testing.assert_close(
+                cls_feats, extractor(x, rois, offset=results['delta_c'], gamma=gamma_cls), **tol)
+        labels, _, targets, _ = results['bbox_targets']
+        pos = labels < NUM_CLASSES
+        assert pos.sum() > 0, stage
+        gt_bboxes = torch.cat([res.pos_gt_bboxes for res in sampling_results])
+        coder = head.bbox_head[stage].bbox_coder
+        torch.testing.assert_close(targets[pos].detach(),
+                                   coder.encode(rois_r[pos, 1:], gt_bboxes))
+        # Class-agnostic regression in the cascade: (K, 4) deltas for TSD and sibling.
+        sibling_boxes = head.sibling_head[stage].bbox_coder.decode(
+            rois[pos, 1:], results['sibling_bbox_pred'][pos])
+        iou_sibling = bbox_overlaps(sibling_boxes, gt_bboxes, is_aligned=True)
+        iou_tsd = bbox_overlaps(coder.decode(rois_r[pos, 1:], results['bbox_pred'][pos]),
+                                gt_bboxes, is_aligned=True)
+        expected = torch.relu(iou_sibling - iou_tsd
+                              + torch.clamp(1 - iou_sibling, max=0.2)).mean()
+        torch.testing.assert_close(results['loss_bbox']['loss_pc_loc'], expected)
+
+
+def test_unequal_gammas_predict_refines_and_decodes_from_each_p_hat_r(cascade_head,
+                                                                       cascade_model_cfg,
+                                                                       roi_inputs):
+    head = _unequal_gamma_head(cascade_head, cascade_model_cfg).eval()
+    feats, proposals, samples = roi_inputs(num_proposals=6)
+    metas = [s.metainfo for s in samples]
+    seen = []
+    bbox_forward = head._bbox_forward
+
+    def record(stage, x, rois):
+        results = bbox_forward(stage, x, rois)
+        seen.append((rois, results))
+        return results
+
+    head._bbox_forward = record
+    with torch.no_grad():
+        predictions = head.predict_bbox(feats, metas, copy.deepcopy(proposals), None)
+    assert len(seen) == 3
+    hand_rois_r = [moved_rois(rois, results['delta_r'], gamma_reg)
+                   for (rois, results), (_, gamma_reg) in zip(seen, STAGE_GAMMAS)]
+    for stage in STAGES:
+        torch.testing.assert_close(seen[stage][1]['rois_r'], hand_rois_r[stage])
+    for stage in (0, 1):
+        results, next_rois = seen[stage][1], seen[stage + 1][0]
+        labels = results['cls_score'][:, :-1].argmax(dim=1)
+        for i, meta in enumerate(metas):
+            rows = slice(6 * i, 6 * (i + 1))
+            expected = head.bbox_head[stage].regress_by_class(
+                hand_rois_r[stage][rows, 1:], labels[rows], results['bbox_pred'][rows], meta)
+            torch.testing.assert_close(next_rois[rows, 1:], expected)
+    coder = head.bbox_head[2].bbox_coder
+    for i, (prediction, meta) in enumerate(zip(predictions, metas)):
+        rows = slice(6 * i, 6 * (i + 1))
+        expected = coder.decode(hand_rois_r[2][rows, 1:], seen[2][1]['bbox_pred'][rows],
+                                max_shape=meta['img_shape'])
+        torch.testing.assert_close(prediction.bboxes, expected)
 
 
 def _cascade_roi_head(cascade_model_cfg):
