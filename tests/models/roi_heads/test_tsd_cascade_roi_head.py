@@ -64,8 +64,8 @@ def cascade_model_cfg():
 
 def _roi_head_cfg(model_cfg, **overrides):
     roi_head = copy.deepcopy(model_cfg.roi_head)
-    roi_head.update(train_cfg=model_cfg.train_cfg.rcnn, test_cfg=model_cfg.test_cfg.rcnn,
-                    **overrides)
+    roi_head.update(train_cfg=model_cfg.train_cfg.rcnn, test_cfg=model_cfg.test_cfg.rcnn)
+    roi_head.update(overrides)
     return roi_head
 
 
@@ -246,31 +246,42 @@ def test_predict_refines_from_rois_r(cascade_head, roi_inputs):
     torch.testing.assert_close(torch.cat(cls_scores), mean_score)
 
 
-def _unequal_gamma_head(cascade_head, cascade_model_cfg, **overrides):
-    """A cascade head whose stages have STAGE_GAMMAS and visible offsets."""
+def _unequal_gamma_head(cascade_head, cascade_model_cfg, num_stages=3):
+    """A cascade head of ``num_stages`` (the config's first ones) with STAGE_GAMMAS and visible
+    offsets."""
+    roi_head = cascade_model_cfg.roi_head
     bbox_heads = [dict(cfg, gamma_cls=gamma_cls, gamma_reg=gamma_reg)
-                  for cfg, (gamma_cls, gamma_reg) in zip(cascade_model_cfg.roi_head.bbox_head,
-                                                         STAGE_GAMMAS)]
-    head = cascade_head(bbox_head=bbox_heads, **overrides)
+                  for cfg, (gamma_cls, gamma_reg) in zip(roi_head.bbox_head, STAGE_GAMMAS)]
+    head = cascade_head(
+        num_stages=num_stages,
+        stage_loss_weights=roi_head.stage_loss_weights[:num_stages],
+        bbox_head=bbox_heads[:num_stages],
+        sibling_head=roi_head.sibling_head[:num_stages],
+        train_cfg=cascade_model_cfg.train_cfg.rcnn[:num_stages])
     for bbox_head in head.bbox_head:
         set_visible_offsets(bbox_head)
     return head
 
 
+@pytest.mark.parametrize('num_stages', [3, 2])
 def test_unequal_gammas_each_stage_pools_and_trains_at_its_p_hat_r(cascade_head,
                                                                     cascade_model_cfg,
-                                                                    roi_inputs):
+                                                                    roi_inputs, num_stages):
     """Every stage, with its own gamma_cls != gamma_reg: F-hat_r is RoIAlign of that stage's
     P-hat_r (computed by hand), F-hat_c is P deformed with gamma_cls, the targets are encoded
-    against P-hat_r and M_loc decodes the TSD boxes from it (the sibling's from P)."""
-    head = _unequal_gamma_head(cascade_head, cascade_model_cfg)
+    against P-hat_r and M_loc decodes the TSD boxes from it (the sibling's from P). Also for a
+    cascade of 2 stages, with its keys and stage weights."""
+    head = _unequal_gamma_head(cascade_head, cascade_model_cfg, num_stages)
     seen = [record_branch_inputs(bbox_head) for bbox_head in head.bbox_head]
     records = _record_stage_boxes(head)
     feats, proposals, samples = roi_inputs(num_items=[3, 2])
     torch.manual_seed(0)
-    head.loss(feats, proposals, samples)
+    losses = head.loss(feats, proposals, samples)
+    assert set(losses) == {f's{stage}.{key}' for stage in range(num_stages)
+                           for key in SIBLING_KEYS | TSD_KEYS | PC_KEYS}
+    assert len(records['bbox']) == num_stages
     tol = dict(atol=1e-5, rtol=1e-5)
-    for stage, (gamma_cls, gamma_reg) in enumerate(STAGE_GAMMAS):
+    for stage, (gamma_cls, gamma_reg) in enumerate(STAGE_GAMMAS[:num_stages]):
         sampling_results, results = records['bbox'][stage]
         (cls_feats, reg_feats), = seen[stage]
         extractor = head.bbox_roi_extractor[stage]
@@ -298,12 +309,15 @@ def test_unequal_gammas_each_stage_pools_and_trains_at_its_p_hat_r(cascade_head,
         expected = torch.relu(iou_sibling - iou_tsd
                               + torch.clamp(1 - iou_sibling, max=0.2)).mean()
         torch.testing.assert_close(results['loss_bbox']['loss_pc_loc'], expected)
+        weight = (1, 0.5, 0.25)[stage]
+        torch.testing.assert_close(losses[f's{stage}.loss_pc_loc'], weight * expected)
 
 
+@pytest.mark.parametrize('num_stages', [3, 2])
 def test_unequal_gammas_predict_refines_and_decodes_from_each_p_hat_r(cascade_head,
                                                                        cascade_model_cfg,
-                                                                       roi_inputs):
-    head = _unequal_gamma_head(cascade_head, cascade_model_cfg).eval()
+                                                                       roi_inputs, num_stages):
+    head = _unequal_gamma_head(cascade_head, cascade_model_cfg, num_stages).eval()
     feats, proposals, samples = roi_inputs(num_proposals=6)
     metas = [s.metainfo for s in samples]
     seen = []
@@ -317,12 +331,12 @@ def test_unequal_gammas_predict_refines_and_decodes_from_each_p_hat_r(cascade_he
     head._bbox_forward = record
     with torch.no_grad():
         predictions = head.predict_bbox(feats, metas, copy.deepcopy(proposals), None)
-    assert len(seen) == 3
+    assert len(seen) == num_stages
     hand_rois_r = [moved_rois(rois, results['delta_r'], gamma_reg)
                    for (rois, results), (_, gamma_reg) in zip(seen, STAGE_GAMMAS)]
-    for stage in STAGES:
+    for stage in range(num_stages):
         torch.testing.assert_close(seen[stage][1]['rois_r'], hand_rois_r[stage])
-    for stage in (0, 1):
+    for stage in range(num_stages - 1):
         results, next_rois = seen[stage][1], seen[stage + 1][0]
         labels = results['cls_score'][:, :-1].argmax(dim=1)
         for i, meta in enumerate(metas):
@@ -330,10 +344,11 @@ def test_unequal_gammas_predict_refines_and_decodes_from_each_p_hat_r(cascade_he
             expected = head.bbox_head[stage].regress_by_class(
                 hand_rois_r[stage][rows, 1:], labels[rows], results['bbox_pred'][rows], meta)
             torch.testing.assert_close(next_rois[rows, 1:], expected)
-    coder = head.bbox_head[2].bbox_coder
+    last = num_stages - 1
+    coder = head.bbox_head[last].bbox_coder
     for i, (prediction, meta) in enumerate(zip(predictions, metas)):
         rows = slice(6 * i, 6 * (i + 1))
-        expected = coder.decode(hand_rois_r[2][rows, 1:], seen[2][1]['bbox_pred'][rows],
+        expected = coder.decode(hand_rois_r[last][rows, 1:], seen[last][1]['bbox_pred'][rows],
                                 max_shape=meta['img_shape'])
         torch.testing.assert_close(prediction.bboxes, expected)
 

@@ -186,13 +186,24 @@ def test_unequal_gammas_targets_and_pc_use_p_hat_r(tiny_roi_head, roi_inputs):
     torch.testing.assert_close(targets[pos].detach(), coder.encode(rois_r[pos, 1:], gt_bboxes))
     assert torch.all(weights[pos] == 1) and torch.all(weights[~pos] == 0)
 
-    rows = torch.arange(int(pos.sum()))
-    sibling = out['sibling_bbox_pred'][pos].view(-1, NUM_CLASSES, 4)[rows, labels[pos]]
-    tsd = out['bbox_pred'][pos].view(-1, NUM_CLASSES, 4)[rows, labels[pos]]
-    iou_sibling = bbox_overlaps(coder.decode(rois[pos, 1:], sibling), gt_bboxes, is_aligned=True)
-    iou_tsd = bbox_overlaps(coder.decode(rois_r[pos, 1:], tsd), gt_bboxes, is_aligned=True)
+    iou_sibling, iou_tsd = _hand_pc_ious(head, out, sampling_results, rois_r)
     expected = torch.relu(iou_sibling - iou_tsd + torch.clamp(1 - iou_sibling, max=0.2)).mean()
     torch.testing.assert_close(out['loss_bbox']['loss_pc_loc'], expected)
+
+
+def _hand_pc_ious(head, out, sampling_results, rois_r):
+    """IoU(B-hat, B) and IoU(B-hat_D, B) of eq. 8 by hand: the sibling's deltas for the true
+    class decoded from P, TSD's from ``rois_r`` (P-hat_r), against the assigned ground truth."""
+    labels = out['bbox_targets'][0]
+    pos = labels < NUM_CLASSES
+    rows = torch.arange(int(pos.sum()))
+    rois = bbox2roi([r.priors for r in sampling_results])
+    gt_bboxes = torch.cat([res.pos_gt_bboxes for res in sampling_results])
+    coder = head.bbox_head.bbox_coder
+    sibling = out['sibling_bbox_pred'][pos].view(-1, NUM_CLASSES, 4)[rows, labels[pos]]
+    tsd = out['bbox_pred'][pos].view(-1, NUM_CLASSES, 4)[rows, labels[pos]]
+    return (bbox_overlaps(coder.decode(rois[pos, 1:], sibling), gt_bboxes, is_aligned=True),
+            bbox_overlaps(coder.decode(rois_r[pos, 1:], tsd), gt_bboxes, is_aligned=True))
 
 
 def test_unequal_gammas_predict_decodes_from_p_hat_r(tiny_roi_head, roi_inputs):
@@ -212,6 +223,28 @@ def test_unequal_gammas_predict_decodes_from_p_hat_r(tiny_roi_head, roi_inputs):
         boxes = rois_r[rows, 1:].repeat_interleave(NUM_CLASSES, 0)
         expected = coder.decode(boxes, deltas, max_shape=meta['img_shape']).view(5, -1)
         torch.testing.assert_close(result.bboxes, expected)
+
+
+def test_pc_options_reach_the_losses(tiny_roi_head, roi_inputs):
+    """Margins, loss weights and foreground_only other than the defaults, set in the head's config,
+    are the ones M_cls and M_loc use: the head's PC losses equal the modules built from the same
+    options on the head's own scores and IoUs (and differ from the defaults')."""
+    pc_cls = dict(type='ProgressiveConstraintCls', margin_cls=0.4, loss_weight=0.5,
+                  foreground_only=True)
+    pc_loc = dict(type='ProgressiveConstraintLoc', margin_reg=0.3, loss_weight=3.0)
+    head = tiny_roi_head(pc_cls=pc_cls, pc_loc=pc_loc)
+    feats, proposals, samples = roi_inputs(num_items=[3, 2])
+    sampling_results = demo_mm_sampling_results(
+        proposals, [s.gt_instances for s in samples], sampler_cfg=head.train_cfg.sampler)
+    out = head.bbox_loss(feats, sampling_results)
+    cls_args = (out['sibling_cls_score'], out['cls_score'], out['bbox_targets'][0])
+    loc_args = _hand_pc_ious(head, out, sampling_results, out['rois_r'])
+    for key, cfg, args in (('loss_pc_cls', pc_cls, cls_args), ('loss_pc_loc', pc_loc, loc_args)):
+        expected = MODELS.build(cfg)(*args)
+        assert expected > 0, key
+        torch.testing.assert_close(out['loss_bbox'][key], expected)
+        default = MODELS.build(dict(type=cfg['type']))(*args)
+        assert not torch.allclose(out['loss_bbox'][key], default), key
 
 
 def _delta_r_grad_through_targets(head, roi_inputs):
@@ -389,8 +422,9 @@ def test_detector_predict_without_sibling(tiny_detector, batch):
     [({}, SIBLING_KEYS | TSD_KEYS | PC_KEYS),
      (dict(pc_cls=None, pc_loc=None), SIBLING_KEYS | TSD_KEYS),
      (dict(pc_loc=None), SIBLING_KEYS | TSD_KEYS | {'loss_pc_cls'}),
+     (dict(pc_cls=None), SIBLING_KEYS | TSD_KEYS | {'loss_pc_loc'}),
      (NO_SIBLING, TSD_KEYS)],
-    ids=['tsd+pc', 'pc-off', 'pc-cls-only', 'sibling-off'])
+    ids=['tsd+pc', 'pc-off', 'pc-cls-only', 'pc-loc-only', 'sibling-off'])
 def test_options(tiny_roi_head, roi_inputs, cls_manner, reg_manner, options, expected):
     head = tiny_roi_head(bbox_head=dict(cls_manner=cls_manner, reg_manner=reg_manner), **options)
     losses = _loss(head, roi_inputs)
