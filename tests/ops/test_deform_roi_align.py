@@ -595,6 +595,9 @@ def test_module():
     torch.testing.assert_close(m(x, rois, offset),
                                deform_roi_align(x, rois, offset, (2, 3), 0.5, 2, 0.2, True))
     torch.testing.assert_close(m(x, rois), deform_roi_align(x, rois, None, (2, 3), 0.5, 2))
+    unaligned = DeformRoIAlign((2, 3), 0.5, sampling_ratio=2, aligned=False)
+    torch.testing.assert_close(unaligned(x, rois),
+                               torchvision.ops.roi_align(x, rois, (2, 3), 0.5, 2, aligned=False))
     with pytest.raises(ValueError, match='output_size must be positive'):
         DeformRoIAlign(0, 1.0)
     with pytest.raises(ValueError, match='gamma must be finite'):

@@ -166,3 +166,18 @@ def test_save_flushes_and_fsyncs_before_the_rename(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ['iter_6.pth']
     from mmengine.runner.checkpoint import _load_checkpoint
     assert _load_checkpoint(str(path), map_location='cpu')['state_dict']['w'][0] == 6.0
+
+
+@pytest.mark.parametrize('where', ['backend_args', 'file_client_args', 'url'])
+def test_other_backends_go_to_mmengine_unchanged(tmp_path, monkeypatch, where):
+    """Only local files are written through a temporary file; a checkpoint for another backend
+    goes to mmengine's own save_checkpoint with every argument as given."""
+    calls = []
+    monkeypatch.setitem(safe_resume._ORIGINAL, 'save_checkpoint', lambda *a: calls.append(a))
+    checkpoint = dict(state_dict={})
+    args = {'backend_args': (str(tmp_path / 'a.pth'), None, dict(backend='local')),
+            'file_client_args': (str(tmp_path / 'a.pth'), dict(backend='disk'), None),
+            'url': ('s3://bucket/a.pth', None, None)}[where]
+    safe_resume.save_checkpoint_atomic(checkpoint, *args)
+    assert calls == [(checkpoint, *args)]
+    assert list(tmp_path.iterdir()) == []
