@@ -13,7 +13,12 @@ from mmengine.config import Config
 from mmengine.hub import get_config
 from mmengine.runner import load_checkpoint
 
-from tsd_mmdet.utils.baseline_to_tsd import ConversionError, convert, unwrap_state_dict
+from tsd_mmdet.utils.baseline_to_tsd import (
+    ConversionError,
+    ConversionReport,
+    convert,
+    unwrap_state_dict,
+)
 
 # TSD config -> its mmdet baseline twin
 FAMILIES = {
@@ -209,3 +214,33 @@ def test_refuses_other_stages_and_non_tsd_configs():
         convert(faster_baseline, faster_state)
     with pytest.raises(ConversionError, match='no box head'):
         convert(faster_tsd, {k: v for k, v in faster_state.items() if '.bbox_head.' not in k})
+
+
+def test_unwrap_state_dict():
+    w = torch.ones(1)
+    assert unwrap_state_dict({'backbone.conv1.weight': w}) == {'backbone.conv1.weight': w}
+    assert unwrap_state_dict({'state_dict': {'module.neck.w': w, 'rpn_head.module.w': w},
+                              'meta': {}}) == {'neck.w': w, 'rpn_head.module.w': w}
+
+
+def test_report_lines():
+    """The summary the converter prints: one line per layer (weight and bias together), copied
+    tensors counted per module (a roi_head module by its two first names)."""
+    report = ConversionReport(
+        head=[('roi_head.bbox_head.cls_fcs.0.weight', 'roi_head.bbox_head.shared_fcs.0.weight'),
+              ('roi_head.bbox_head.cls_fcs.0.bias', 'roi_head.bbox_head.shared_fcs.0.bias')],
+        copied=['backbone.conv1.weight', 'backbone.bn1.bias', 'roi_head.mask_head.conv.weight'],
+        left_at_init=['roi_head.bbox_head.fc_delta_r.weight',
+                      'roi_head.bbox_head.fc_delta_r.bias'],
+        dropped=['roi_head.extra.weight (not in the TSD model)'])
+    assert report.lines() == [
+        'box heads (TSD <- baseline):',
+        '  roi_head.bbox_head.cls_fcs.0 <- roi_head.bbox_head.shared_fcs.0',
+        'copied as they are: backbone (2 tensors), roi_head.mask_head (1 tensors)',
+        'left at init: roi_head.bbox_head.fc_delta_r',
+        'dropped from the baseline: roi_head.extra.weight (not in the TSD model)',
+    ]
+    assert ConversionReport().lines() == [
+        'box heads (TSD <- baseline):', 'copied as they are: nothing', 'left at init: nothing',
+        'dropped from the baseline: nothing']
+    assert report.as_meta()['left_at_init'] == report.left_at_init

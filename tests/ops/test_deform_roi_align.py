@@ -680,10 +680,50 @@ def test_fallback_warns_once_and_matches(monkeypatch):
         warnings.simplefilter('always')
         first = deform_roi_align(x, rois, offset, 2)
         second = deform_roi_align(x, rois, None, 2)
-    messages = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
-    assert len(messages) == 1 and 'not built' in messages[0] and 'build_ext' in messages[0]
+    warned = [w for w in caught if issubclass(w.category, RuntimeWarning)]
+    assert len(warned) == 1 and warned[0].filename == __file__  # points at the caller
+    assert str(warned[0].message) == (
+        'tsd_mmdet._C is not built (forced by the test); deform_roi_align falls back to the slow '
+        'pure-PyTorch reference. Build the extension with `pip install --no-build-isolation -e .` '
+        'or `python setup.py build_ext --inplace`.')
     torch.testing.assert_close(first, deform_roi_align_reference(x, rois, offset, 2))
     torch.testing.assert_close(second, torchvision.ops.roi_align(x, rois, 2, aligned=True))
+
+
+def test_cuda_fallback_warning_names_the_fix(monkeypatch):
+    """A build without CUDA kernels on a GPU machine: one warning saying how to rebuild (the
+    reason deform_roi_align gives for CUDA tensors then)."""
+    monkeypatch.setattr(_dra, '_WARNED', set())
+    with pytest.warns(RuntimeWarning) as caught:
+        _dra._warn_fallback('cuda')
+        _dra._warn_fallback('cuda')
+    assert [str(w.message) for w in caught] == [
+        'tsd_mmdet._C was built without CUDA kernels; deform_roi_align runs CUDA tensors through '
+        'the slow pure-PyTorch reference. Rebuild it with '
+        '`FORCE_CUDA=1 python setup.py build_ext --inplace`.']
+
+
+@needs_ext
+def test_fake_kernels_check_and_shape():
+    """The fake (meta) kernels that torch.compile and export trace with: the output shape, the
+    backward's grad_offset shape (empty without an offset, as the real kernel returns), and the
+    shape checks that a direct torch.ops call gets."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    op = torch.ops.tsd_mmdet
+    x, rois, offset = torch.randn(2, 3, 6, 7), make_rois(4, 2, 6, 7, dtype=torch.float32), None
+    grad = torch.randn(4, 3, 2, 5)
+    real = op._deform_roi_align_backward(grad, x, rois, offset, 1.0, 2, 5, 0, 0.1, True)
+    with FakeTensorMode(allow_non_fake_inputs=True):
+        assert op.deform_roi_align(x, rois, None, 1.0, 2, 5, 0, 0.1, True).shape == (4, 3, 2, 5)
+        fake = op._deform_roi_align_backward(grad, x, rois, offset, 1.0, 2, 5, 0, 0.1, True)
+        with pytest.raises(RuntimeError, match=re.escape('input must be a (N, C, H, W) tensor')):
+            op.deform_roi_align(x[0], rois, None, 1.0, 2, 5, 0, 0.1, True)
+        with pytest.raises(RuntimeError, match=re.escape('rois must be (K, 5)')):
+            op.deform_roi_align(x, rois[:, :4], None, 1.0, 2, 5, 0, 0.1, True)
+        with pytest.raises(RuntimeError, match=re.escape('rois must be (K, 5)')):
+            op.deform_roi_align(x, rois[None], None, 1.0, 2, 5, 0, 0.1, True)
+    assert [tuple(t.shape) for t in fake] == [tuple(t.shape) for t in real] == [x.shape, (0,)]
 
 
 def test_reference_handles_realistic_size_quickly():

@@ -17,7 +17,7 @@ from tsd_mmdet.utils import (  # noqa: E402
     resolve_resume_checkpoint,
     safe_resume,  # noqa: E402
 )
-from tsd_mmdet.utils.safe_resume import unreadable_reason  # noqa: E402
+from tsd_mmdet.utils.safe_resume import first_sentence, unreadable_reason  # noqa: E402
 
 
 def _save(path, value=1.0):
@@ -79,13 +79,46 @@ def test_unreadable_latest_falls_back_to_newest_readable(tmp_path, damage, monke
     assert len(warnings) == 1 and str(bad) in warnings[0] and 'iter_2.pth' in warnings[0]
 
 
+def test_newest_is_by_modification_time_not_by_name(tmp_path, monkeypatch):
+    """mmengine names checkpoints iter_9, iter_10 (no zero padding): iter_10 is newer but sorts
+    before iter_9 by name."""
+    monkeypatch.setattr(safe_resume, '_warn', lambda message: None)
+    work_dir = _work_dir(tmp_path, ['iter_9.pth', 'iter_10.pth', 'iter_11.pth'])
+    _truncate(tmp_path / 'iter_11.pth')
+    assert resolve_resume_checkpoint(work_dir, str(tmp_path / 'iter_11.pth')) == str(
+        tmp_path / 'iter_10.pth')
+
+
 def test_no_readable_checkpoint_is_one_clear_error(tmp_path):
     work_dir = _work_dir(tmp_path, ['iter_1.pth', 'iter_2.pth'])
     _truncate(tmp_path / 'iter_1.pth')
     _truncate(tmp_path / 'iter_2.pth', 0.1)
-    with pytest.raises(CheckpointError, match='cannot resume: .*iter_2.pth') as info:
+    with pytest.raises(CheckpointError) as info:
         resolve_resume_checkpoint(work_dir, str(tmp_path / 'iter_2.pth'))
-    assert '\n' not in str(info.value)
+    reason = unreadable_reason(str(tmp_path / 'iter_2.pth'))
+    assert str(info.value) == (
+        f'cannot resume: {tmp_path}/iter_2.pth (named by {tmp_path}/last_checkpoint) cannot be '
+        f'read ({reason}) and no other checkpoint in {tmp_path} can; delete the work dir or train '
+        'without --resume')
+
+
+def test_first_sentence():
+    error = RuntimeError('PytorchStreamReader failed reading zip archive: failed finding central '
+                         'directory. Some advice follows.\nAnd another paragraph.')
+    assert first_sentence(error) == ('PytorchStreamReader failed reading zip archive: failed '
+                                     'finding central directory')
+    assert first_sentence(EOFError('Ran out of input.')) == 'Ran out of input'
+    assert first_sentence(EOFError('  ')) == 'EOFError'
+
+
+def test_legacy_format_checkpoint_is_readable(tmp_path):
+    """A checkpoint in torch's pre-zip format cannot be memory-mapped: the plain load reads it
+    (mmengine's meta with numpy values needs weights_only=False there too)."""
+    import numpy as np
+    path = tmp_path / 'legacy.pth'
+    torch.save(dict(state_dict={'w': torch.ones(2)}, meta=dict(seed=np.int64(3))), path,
+               _use_new_zipfile_serialization=False)
+    assert unreadable_reason(str(path)) is None
 
 
 def test_nothing_to_resume(tmp_path):

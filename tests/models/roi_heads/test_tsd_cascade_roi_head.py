@@ -246,11 +246,12 @@ def test_predict_refines_from_rois_r(cascade_head, roi_inputs):
     torch.testing.assert_close(torch.cat(cls_scores), mean_score)
 
 
-def _unequal_gamma_head(cascade_head, cascade_model_cfg, num_stages=3):
+def _unequal_gamma_head(cascade_head, cascade_model_cfg, num_stages=3, reg_class_agnostic=True):
     """A cascade head of ``num_stages`` (the config's first ones) with STAGE_GAMMAS and visible
     offsets."""
     roi_head = cascade_model_cfg.roi_head
-    bbox_heads = [dict(cfg, gamma_cls=gamma_cls, gamma_reg=gamma_reg)
+    bbox_heads = [dict(cfg, gamma_cls=gamma_cls, gamma_reg=gamma_reg,
+                       reg_class_agnostic=reg_class_agnostic)
                   for cfg, (gamma_cls, gamma_reg) in zip(roi_head.bbox_head, STAGE_GAMMAS)]
     head = cascade_head(
         num_stages=num_stages,
@@ -313,11 +314,13 @@ def test_unequal_gammas_each_stage_pools_and_trains_at_its_p_hat_r(cascade_head,
         torch.testing.assert_close(losses[f's{stage}.loss_pc_loc'], weight * expected)
 
 
-@pytest.mark.parametrize('num_stages', [3, 2])
-def test_unequal_gammas_predict_refines_and_decodes_from_each_p_hat_r(cascade_head,
-                                                                       cascade_model_cfg,
-                                                                       roi_inputs, num_stages):
-    head = _unequal_gamma_head(cascade_head, cascade_model_cfg, num_stages).eval()
+@pytest.mark.parametrize('num_stages,reg_class_agnostic', [(3, True), (2, False)])
+def test_unequal_gammas_predict_refines_and_decodes_from_each_p_hat_r(
+        cascade_head, cascade_model_cfg, roi_inputs, num_stages, reg_class_agnostic):
+    """Each stage's P-hat_r (by hand) is what the next stage's proposals and the final boxes are
+    decoded from; with per-class regression, for the top-scoring foreground class."""
+    head = _unequal_gamma_head(cascade_head, cascade_model_cfg, num_stages,
+                               reg_class_agnostic).eval()
     feats, proposals, samples = roi_inputs(num_proposals=6)
     metas = [s.metainfo for s in samples]
     seen = []
@@ -346,11 +349,28 @@ def test_unequal_gammas_predict_refines_and_decodes_from_each_p_hat_r(cascade_he
             torch.testing.assert_close(next_rois[rows, 1:], expected)
     last = num_stages - 1
     coder = head.bbox_head[last].bbox_coder
+    per_roi = 1 if reg_class_agnostic else NUM_CLASSES
     for i, (prediction, meta) in enumerate(zip(predictions, metas)):
         rows = slice(6 * i, 6 * (i + 1))
-        expected = coder.decode(hand_rois_r[last][rows, 1:], seen[last][1]['bbox_pred'][rows],
-                                max_shape=meta['img_shape'])
+        boxes = hand_rois_r[last][rows, 1:].repeat_interleave(per_roi, 0)
+        deltas = seen[last][1]['bbox_pred'][rows].reshape(-1, 4)
+        expected = coder.decode(boxes, deltas, max_shape=meta['img_shape']).view(6, -1)
         torch.testing.assert_close(prediction.bboxes, expected)
+
+
+def test_predict_without_train_cfg(cascade_head, roi_inputs):
+    """An inference-only head (train_cfg None, as a deployed model may be built) predicts what the
+    training-configured head predicts."""
+    feats, proposals, samples = roi_inputs(num_proposals=6)
+    metas = [s.metainfo for s in samples]
+    results = []
+    for head in (cascade_head().eval(), cascade_head(train_cfg=None).eval()):
+        with torch.no_grad():
+            results.append(head.predict_bbox(feats, metas, copy.deepcopy(proposals), None))
+    for ours, theirs in zip(*results):
+        assert len(theirs) == 6
+        for key in ('bboxes', 'scores'):
+            torch.testing.assert_close(ours[key], theirs[key])
 
 
 def _cascade_roi_head(cascade_model_cfg):

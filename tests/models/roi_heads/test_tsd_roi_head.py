@@ -357,24 +357,30 @@ def _forbid_sibling(head):
 
 @pytest.mark.parametrize('rescale', [False, True])
 @pytest.mark.parametrize('with_test_cfg', [True, False])
+@pytest.mark.parametrize('num_proposals', [(20, 20), (1, 0), (0, 0)])
 def test_predict_bbox_matches_standard_roi_head(tiny_roi_head, tiny_model_cfg, roi_inputs,
-                                                rescale, with_test_cfg):
+                                                rescale, with_test_cfg, num_proposals):
+    """Same structure as StandardRoIHead's, also for one proposal in all and for none (mmdet's
+    empty results: (0, 4) boxes, and (0,) or, without a test config, (0, C + 1) scores)."""
     tsd, standard = tiny_roi_head().eval(), _standard_roi_head(tiny_model_cfg)
     _forbid_sibling(tsd)
     feats, proposals, samples = roi_inputs()
+    proposals = [proposal[:n] for proposal, n in zip(proposals, num_proposals)]
     metas = [s.metainfo for s in samples]
     results = []
     for head in (tsd, standard):
         test_cfg = head.test_cfg if with_test_cfg else None
         results.append(head.predict_bbox(feats, metas, copy.deepcopy(proposals), test_cfg, rescale))
     assert len(results[0]) == len(results[1]) == 2
-    for ours, theirs in zip(*results):
+    for ours, theirs, n in zip(*results, num_proposals):
         assert type(ours) is type(theirs) and set(ours.keys()) == set(theirs.keys())
         for key in theirs.keys():
             assert ours[key].dtype == theirs[key].dtype
             assert ours[key].shape[1:] == theirs[key].shape[1:]
-            if not with_test_cfg:  # raw per-RoI outputs: same shapes exactly
+            if not with_test_cfg or n == 0:  # raw per-RoI outputs: same shapes exactly
                 assert ours[key].shape == theirs[key].shape
+        if not with_test_cfg:
+            assert len(ours.bboxes) == n
 
 
 def test_predict_decodes_from_rois_r(tiny_roi_head, roi_inputs):
