@@ -102,3 +102,15 @@ def test_unreadable_file_error_says_why(tmp_path):
     assert str(info.value) == (
         f'cannot read checkpoint {path}: PytorchStreamReader failed reading zip archive: failed '
         'finding central directory (truncated, empty or not a PyTorch checkpoint)')
+
+
+def test_loading_patch_is_installed_once():
+    import importlib
+
+    from tsd_mmdet.utils import checkpoint, patch_mmengine_checkpoint_loading
+
+    assert patch_mmengine_checkpoint_loading() is False
+    for name in ('mmengine.runner.checkpoint', 'mmengine.utils.dl_utils.hub'):
+        patched = importlib.import_module(name).torch
+        assert isinstance(patched, checkpoint._TorchWithTrustedLoad), name
+        assert patched.__name__ == 'torch' and patched.Tensor is torch.Tensor

@@ -214,3 +214,14 @@ def test_other_backends_go_to_mmengine_unchanged(tmp_path, monkeypatch, where):
     safe_resume.save_checkpoint_atomic(checkpoint, *args)
     assert calls == [(checkpoint, *args)]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_patch_is_installed_once():
+    """``import tsd_mmdet`` installed the atomic save and the readable-resume lookup in both
+    mmengine modules that use them; installing again changes nothing."""
+    from mmengine.runner import checkpoint, runner
+    assert safe_resume.patch_mmengine_checkpoint_io() is False
+    for module in (checkpoint, runner):
+        assert module.save_checkpoint is safe_resume.save_checkpoint_atomic
+        assert module.find_latest_checkpoint is safe_resume._find_latest_readable_checkpoint
+    assert safe_resume._ORIGINAL['save_checkpoint'] is not safe_resume.save_checkpoint_atomic
