@@ -246,12 +246,13 @@ def test_predict_refines_from_rois_r(cascade_head, roi_inputs):
     torch.testing.assert_close(torch.cat(cls_scores), mean_score)
 
 
-def _unequal_gamma_head(cascade_head, cascade_model_cfg, num_stages=3, reg_class_agnostic=True):
+def _unequal_gamma_head(cascade_head, cascade_model_cfg, num_stages=3, reg_class_agnostic=True,
+                        **bbox_head):
     """A cascade head of ``num_stages`` (the config's first ones) with STAGE_GAMMAS and visible
-    offsets."""
+    offsets; ``bbox_head`` updates every stage's TSD head."""
     roi_head = cascade_model_cfg.roi_head
     bbox_heads = [dict(cfg, gamma_cls=gamma_cls, gamma_reg=gamma_reg,
-                       reg_class_agnostic=reg_class_agnostic)
+                       reg_class_agnostic=reg_class_agnostic, **bbox_head)
                   for cfg, (gamma_cls, gamma_reg) in zip(roi_head.bbox_head, STAGE_GAMMAS)]
     head = cascade_head(
         num_stages=num_stages,
@@ -314,13 +315,21 @@ def test_unequal_gammas_each_stage_pools_and_trains_at_its_p_hat_r(cascade_head,
         torch.testing.assert_close(losses[f's{stage}.loss_pc_loc'], weight * expected)
 
 
-@pytest.mark.parametrize('num_stages,reg_class_agnostic', [(3, True), (2, False)])
+# A classification loss with its own activation (sigmoid scores, no background logit), as
+# mmdet's Seesaw and custom losses have.
+CUSTOM_LOSS = dict(type='CrossEntropyCustomLoss', use_sigmoid=True, num_classes=NUM_CLASSES)
+
+
+@pytest.mark.parametrize('num_stages,reg_class_agnostic,loss_cls',
+                         [(3, True, None), (2, False, None), (2, False, CUSTOM_LOSS)],
+                         ids=['3-agnostic', '2-per-class', '2-per-class-custom-loss'])
 def test_unequal_gammas_predict_refines_and_decodes_from_each_p_hat_r(
-        cascade_head, cascade_model_cfg, roi_inputs, num_stages, reg_class_agnostic):
+        cascade_head, cascade_model_cfg, roi_inputs, num_stages, reg_class_agnostic, loss_cls):
     """Each stage's P-hat_r (by hand) is what the next stage's proposals and the final boxes are
-    decoded from; with per-class regression, for the top-scoring foreground class."""
-    head = _unequal_gamma_head(cascade_head, cascade_model_cfg, num_stages,
-                               reg_class_agnostic).eval()
+    decoded from; with per-class regression, for the top-scoring foreground class (scored with
+    the loss's own activation where it has one)."""
+    head = _unequal_gamma_head(cascade_head, cascade_model_cfg, num_stages, reg_class_agnostic,
+                               **({} if loss_cls is None else dict(loss_cls=loss_cls))).eval()
     feats, proposals, samples = roi_inputs(num_proposals=6)
     metas = [s.metainfo for s in samples]
     seen = []
@@ -341,7 +350,11 @@ def test_unequal_gammas_predict_refines_and_decodes_from_each_p_hat_r(
         torch.testing.assert_close(seen[stage][1]['rois_r'], hand_rois_r[stage])
     for stage in range(num_stages - 1):
         results, next_rois = seen[stage][1], seen[stage + 1][0]
-        labels = results['cls_score'][:, :-1].argmax(dim=1)
+        scores = results['cls_score']
+        if loss_cls is not None:
+            assert scores.shape[1] == NUM_CLASSES
+            scores = head.bbox_head[stage].loss_cls.get_activation(scores)
+        labels = scores[:, :-1].argmax(dim=1)
         for i, meta in enumerate(metas):
             rows = slice(6 * i, 6 * (i + 1))
             expected = head.bbox_head[stage].regress_by_class(
