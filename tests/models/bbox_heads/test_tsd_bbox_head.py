@@ -189,6 +189,43 @@ def test_detached_targets_cut_that_path():
     assert grad_pred.abs().sum() > 0
 
 
+def test_detached_targets_are_still_encoded_against_p_hat_r():
+    """detach_reg_targets cuts the gradient, not the box: the targets are those of P-hat_r."""
+    res = _sampling_result()
+    rois_r = _head().derive_reg_rois(bbox2roi([res.priors]),
+                                     torch.tensor([[2.0, 0.0], [0.0, 0.0]], requires_grad=True))
+    targets = []
+    for detach in (False, True):
+        out = _head(detach_reg_targets=detach).loss_and_target(
+            torch.zeros(2, NUM_CLASSES + 1), torch.zeros(2, 4 * NUM_CLASSES), rois_r, [res],
+            ConfigDict(pos_weight=-1))
+        targets.append(out['bbox_targets'][2])
+    torch.testing.assert_close(targets[1], torch.zeros(2, 4))  # P-hat_r is the ground truth
+    torch.testing.assert_close(targets[1], targets[0].detach())
+    assert targets[0].requires_grad and not targets[1].requires_grad
+
+
+def test_reduction_override_and_per_image_targets():
+    head = _head()
+    res = _sampling_result()
+    rois = bbox2roi([res.priors])
+    torch.manual_seed(1)
+    cls_score, bbox_pred = torch.randn(2, NUM_CLASSES + 1), torch.randn(2, 4 * NUM_CLASSES)
+    cfg = ConfigDict(pos_weight=-1)
+    losses = head.loss_and_target(cls_score, bbox_pred, rois, [res], cfg,
+                                  reduction_override='none')['loss_bbox']
+    assert losses['loss_cls_tsd'].shape == (2, )
+    mean = head.loss_and_target(cls_score, bbox_pred, rois, [res], cfg)['loss_bbox']
+    torch.testing.assert_close(losses['loss_cls_tsd'].mean(), mean['loss_cls_tsd'])
+    # concat=False: per-image lists, with and without the rois to encode against.
+    for kwargs in ({}, dict(rois=rois)):
+        labels, _, targets, _ = head.get_targets([res, res], cfg, concat=False,
+                                                 rois=None if not kwargs else
+                                                 torch.cat([rois, rois]))
+        assert isinstance(labels, (list, tuple)) and len(labels) == 2
+        assert [t.shape for t in targets] == [(2, 4), (2, 4)]
+
+
 def test_loss_and_target_keys():
     head = _head()
     res = _sampling_result()

@@ -174,3 +174,14 @@ def test_loss_weight_scales_value_and_gradient(case):
     assert loss_w.item() == pytest.approx(2.5 * value)
     assert grad_1.abs().sum() > 0
     torch.testing.assert_close(grad_w, 2.5 * grad_1)
+
+
+def test_cls_foreground_only_keeps_every_foreground_class():
+    """Positives are the labels below the background column, the last foreground class included,
+    whatever the number of RoIs (5 here, 4 columns)."""
+    sibling = _logits([[0.5, 0.2, 0.2, 0.1]] * 5)
+    tsd = _logits([[0.4, 0.2, 0.2, 0.2]] * 5)
+    labels = torch.tensor([0, 2, 3, 3, 1])
+    # p_sib - p_tsd + min(0.2, 1 - p_sib): class 0: 0.1 + 0.2; classes 1, 2: 0 + 0.2.
+    loss = ProgressiveConstraintCls(margin_cls=0.2, foreground_only=True)(sibling, tsd, labels)
+    assert loss.item() == pytest.approx((0.3 + 0.2 + 0.2) / 3)

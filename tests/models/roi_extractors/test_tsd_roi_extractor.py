@@ -131,5 +131,14 @@ def test_config_errors():
                 out_channels=3,
                 featmap_strides=STRIDES))
     feats, rois = _inputs()
-    with pytest.raises(ValueError, match='rows'):
+    with pytest.raises(ValueError, match='offset has 3 rows for 4 rois'):
         _extractor()(feats, rois, offset=torch.zeros(3, 2))
+
+
+def test_forward_gamma_defaults_to_the_paper_value():
+    extractor = _extractor()
+    feats, rois = _inputs()
+    offset = torch.tensor([[0.5, -1.0], [1.0, 0.3], [-0.2, 0.4], [0.0, 2.0]])
+    torch.testing.assert_close(extractor(feats, rois, offset=offset),
+                               extractor(feats, rois, offset=offset, gamma=0.1))
+    assert not torch.allclose(extractor(feats, rois, offset=offset), extractor(feats, rois))

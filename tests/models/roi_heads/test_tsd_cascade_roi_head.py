@@ -522,6 +522,8 @@ def test_total_loss_falls(cascade_detector, batch):
 def test_configuration_errors(cascade_head, cascade_model_cfg):
     with pytest.raises(ValueError, match='sibling_head'):
         cascade_head(sibling_head=None)
+    with pytest.raises(ValueError, match='sibling_head'):
+        cascade_head(sibling_head=None, pc_loc=None)
     with pytest.raises(ValueError, match='2 sibling heads for 3 stages'):
         cascade_head(sibling_head=cascade_model_cfg.roi_head.sibling_head[:2])
     with pytest.raises(ValueError, match='num_classes'):

@@ -172,9 +172,11 @@ def test_unequal_gammas_targets_and_pc_use_p_hat_r(tiny_roi_head, roi_inputs):
     head = tiny_roi_head(bbox_head=GAMMAS)
     set_visible_offsets(head.bbox_head)
     feats, proposals, samples = roi_inputs(num_items=[3, 2])
+    samples[0].gt_instances.labels[0] = 0  # class 0 is a foreground class too
     sampling_results = demo_mm_sampling_results(
         proposals, [s.gt_instances for s in samples], sampler_cfg=head.train_cfg.sampler)
     out = head.bbox_loss(feats, sampling_results)
+    assert (out['bbox_targets'][0] == 0).any()
     rois = bbox2roi([r.priors for r in sampling_results])
     rois_r = moved_rois(rois, out['delta_r'].detach(), GAMMA_REG)
     torch.testing.assert_close(out['rois_r'].detach(), rois_r)
@@ -189,6 +191,22 @@ def test_unequal_gammas_targets_and_pc_use_p_hat_r(tiny_roi_head, roi_inputs):
     iou_sibling, iou_tsd = _hand_pc_ious(head, out, sampling_results, rois_r)
     expected = torch.relu(iou_sibling - iou_tsd + torch.clamp(1 - iou_sibling, max=0.2)).mean()
     torch.testing.assert_close(out['loss_bbox']['loss_pc_loc'], expected)
+
+
+def test_sibling_with_a_decoded_box_loss(tiny_roi_head, roi_inputs):
+    """A sibling with an IoU-style loss (reg_decoded_bbox) decodes its deltas from P."""
+    head = tiny_roi_head(sibling_head=dict(
+        reg_decoded_bbox=True, loss_bbox=dict(type='GIoULoss', loss_weight=1.0)))
+    feats, proposals, samples = roi_inputs(num_items=[3, 2])
+    sampling_results = demo_mm_sampling_results(
+        proposals, [s.gt_instances for s in samples], sampler_cfg=head.train_cfg.sampler)
+    out = head.bbox_loss(feats, sampling_results)
+    expected = head.sibling_head.loss_and_target(
+        out['sibling_cls_score'], out['sibling_bbox_pred'],
+        bbox2roi([r.priors for r in sampling_results]), sampling_results,
+        head.train_cfg)['loss_bbox']['loss_bbox']
+    assert expected > 0
+    torch.testing.assert_close(out['loss_bbox']['loss_bbox'], expected)
 
 
 def _hand_pc_ious(head, out, sampling_results, rois_r):
