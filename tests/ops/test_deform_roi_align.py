@@ -585,6 +585,28 @@ def test_bad_input_raises(fn, name, value, exc, match):
 
 # ---- module, compile, registration, fallback --------------------------------------------------
 
+def test_module_defaults():
+    m = DeformRoIAlign(7, 0.25)
+    assert (m.output_size, m.spatial_scale, m.sampling_ratio, m.gamma, m.aligned) == (
+        (7, 7), 0.25, 0, 0.1, True)
+
+
+@pytest.mark.parametrize('impl', IMPLS)
+def test_samples_exactly_on_the_border_band_count(impl):
+    """A sample at exactly -1 or H (W) is still inside torchvision's band (clamped to the edge);
+    one 1x1 bin with one sample at each of those four positions."""
+    x = torch.randn(1, 2, 5, 6, dtype=torch.float64)
+    # aligned=False, sampling_ratio=1: the sample is the box centre.
+    rois = torch.tensor([[0, -2.0, 1.0, 0.0, 3.0],    # x = -1
+                         [0, 5.0, 1.0, 7.0, 3.0],     # x = 6 = W
+                         [0, 1.0, -2.0, 3.0, 0.0],    # y = -1
+                         [0, 1.0, 4.0, 3.0, 6.0]],    # y = 5 = H
+                        dtype=torch.float64)
+    expected = torchvision.ops.roi_align(x, rois, 1, 1.0, 1, aligned=False)
+    assert expected.abs().min() > 0
+    torch.testing.assert_close(_run(impl, x, rois, None, 1, 1.0, 1, 0.1, False), expected)
+
+
 def test_module():
     m = DeformRoIAlign(output_size=(2, 3), spatial_scale=0.5, sampling_ratio=2, gamma=0.2)
     assert repr(m) == ('DeformRoIAlign(output_size=(2, 3), spatial_scale=0.5, sampling_ratio=2, '
@@ -680,6 +702,7 @@ def test_fallback_warns_once_and_matches(monkeypatch):
         warnings.simplefilter('always')
         first = deform_roi_align(x, rois, offset, 2)
         second = deform_roi_align(x, rois, None, 2)
+        unaligned = deform_roi_align(x, rois, None, 2, 1.0, 2, 0.1, False)
     warned = [w for w in caught if issubclass(w.category, RuntimeWarning)]
     # Attributed to the caller, not to a line of tsd_mmdet (stacklevel).
     assert len(warned) == 1 and os.path.dirname(tsd_mmdet.__file__) not in warned[0].filename
@@ -689,6 +712,8 @@ def test_fallback_warns_once_and_matches(monkeypatch):
         'or `python setup.py build_ext --inplace`.')
     torch.testing.assert_close(first, deform_roi_align_reference(x, rois, offset, 2))
     torch.testing.assert_close(second, torchvision.ops.roi_align(x, rois, 2, aligned=True))
+    torch.testing.assert_close(unaligned,
+                               torchvision.ops.roi_align(x, rois, 2, 1.0, 2, aligned=False))
 
 
 def test_cuda_fallback_warning_names_the_fix(monkeypatch):

@@ -67,6 +67,16 @@ def test_non_square_roi_feat_size(cls_manner):
     assert head(feats, feats)[0].shape == (6, NUM_CLASSES + 1)
 
 
+def test_defaults_are_the_papers():
+    """Built without TSD options, the head has the paper's settings (Tables 1, 4; §2.2)."""
+    head = MODELS.build(dict(type='TSDBBoxHead', in_channels=4, roi_feat_size=7, num_classes=3))
+    assert (head.gamma_cls, head.gamma_reg) == (0.1, 0.1)
+    assert (head.cls_manner, head.reg_manner) == ('pointwise', 'proposalwise')
+    assert (head.offset_fc_channels, head.fc_out_channels) == (256, 1024)
+    assert head.offset_fc.out_features == 256 and head.cls_fcs[1].out_features == 1024
+    assert head.detach_reg_targets is False
+
+
 def test_paper_sizes():
     """Paper widths (§2.2): F_r {256, 256, 2}, F_c {256, 256, 49 * 2}, first layer shared, and
     1024-wide branches; 80 COCO classes. Hand count: 31,571,189 parameters."""

@@ -24,6 +24,12 @@ def test_registered():
     assert (loc.margin_reg, loc.loss_weight) == (0.3, 2.0)
 
 
+def test_defaults():
+    cls, loc = ProgressiveConstraintCls(), ProgressiveConstraintLoc()
+    assert (cls.margin_cls, cls.loss_weight, cls.foreground_only) == (0.2, 1.0, False)
+    assert (loc.margin_reg, loc.loss_weight) == (0.2, 1.0)
+
+
 def test_cls_hand_cases():
     # 3 classes + background (column 3); labels index the true class of each RoI.
     sibling = _logits([[0.5, 0.2, 0.2, 0.1],    # p_sib = 0.5: margin 0.2 applies

@@ -65,6 +65,12 @@ def test_roi_layer_options_reach_every_level():
     torch.testing.assert_close(out, expected)
 
 
+def test_default_finest_scale_is_mmdets():
+    extractor = MODELS.build(dict(type='TSDRoIExtractor', roi_layer=dict(type='DeformRoIAlign',
+                                  output_size=7), out_channels=3, featmap_strides=STRIDES))
+    assert extractor.finest_scale == 56
+
+
 def test_finest_scale_moves_the_levels():
     # Sizes 40 / 120 / 240 with finest_scale 28: floor(log2(size / 28)) = 0 / 2 / 3.
     extractor = _extractor(finest_scale=28)
