@@ -2,6 +2,7 @@
 
 Covers the loaders ``load_from``, ``--resume`` and test use (mmengine's ``_load_checkpoint``).
 """
+import io
 import pickle
 
 import numpy as np
@@ -73,6 +74,7 @@ def test_install_makes_the_three_documented_changes_once():
     assert compat.install() is False  # ``import tsd_mmdet`` installed them already
     for module in (checkpoint, hub):
         assert isinstance(module.torch, compat._TorchWithTrustedLoad)
+        assert module.torch.__name__ == 'torch' and module.torch.Tensor is torch.Tensor
     for module in (checkpoint, runner):
         assert module.save_checkpoint is checkpoint_io.save_checkpoint_atomic
         assert module.find_latest_checkpoint is checkpoint_io.find_latest_readable_checkpoint
@@ -80,3 +82,43 @@ def test_install_makes_the_three_documented_changes_once():
     for name in ('mmengine.runner.checkpoint', 'mmengine.utils.dl_utils.hub',
                  'mmengine.runner.runner', 'save_checkpoint', 'find_latest_checkpoint'):
         assert name in compat.__doc__
+
+
+@pytest.mark.parametrize('source', ['path', 'buffer'])
+@pytest.mark.parametrize('how', ['keyword', 'positional'])
+def test_patched_load_forwards_every_argument(tmp_path, source, how):
+    """mmengine's loaders call ``torch.load`` with a path (local files) or a file object (remote
+    backends read into a BytesIO), with map_location: the patched load reads both with
+    weights_only=False and passes the arguments on."""
+    from mmengine.runner import checkpoint
+
+    import tsd_mmdet  # noqa: F401
+
+    path = tmp_path / 'ckpt.pth'
+    _save_runner_like_checkpoint(path)
+    seen = []
+
+    def map_location(storage, location):
+        seen.append(location)
+        return storage
+
+    f = str(path) if source == 'path' else io.BytesIO(path.read_bytes())
+    args, kwargs = ((map_location,), {}) if how == 'positional' else ((), dict(
+        map_location=map_location))
+    ckpt = checkpoint.torch.load(f, *args, **kwargs)
+    assert ckpt['meta']['iter'] == 42 and set(seen) == {'cpu'}
+
+
+def test_unreadable_file_error_says_why(tmp_path):
+    from mmengine.runner.checkpoint import _load_checkpoint
+
+    from tsd_mmdet.engine import CheckpointError  # importing tsd_mmdet installs the patches
+
+    path = tmp_path / 'ckpt.pth'
+    _save_runner_like_checkpoint(path)
+    path.write_bytes(path.read_bytes()[:100])  # truncated
+    with pytest.raises(CheckpointError) as info:
+        _load_checkpoint(str(path), map_location='cpu')
+    assert str(info.value) == (
+        f'cannot read checkpoint {path}: PytorchStreamReader failed reading zip archive: failed '
+        'finding central directory (truncated, empty or not a PyTorch checkpoint)')

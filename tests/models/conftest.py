@@ -156,6 +156,28 @@ def roi_inputs() -> Callable[..., tuple[tuple, list, list]]:
     return make_roi_inputs
 
 
+def moved_rois(rois: torch.Tensor, delta: torch.Tensor, gamma: float) -> torch.Tensor:
+    """P translated by ``gamma * delta * (w, h)`` (eq. 3-4), computed here by hand: (K, 5)."""
+    shift = gamma * delta * (rois[:, 3:5] - rois[:, 1:3])
+    return torch.cat([rois[:, :1], rois[:, 1:3] + shift, rois[:, 3:5] + shift], dim=1)
+
+
+def set_visible_offsets(bbox_head: torch.nn.Module) -> None:
+    """Offsets far from their near-zero init, and different for the two branches: delta_r is the
+    translation (1, -0.5) for every RoI, delta_c a ramp from -1 to 1 over its outputs."""
+    with torch.no_grad():
+        bbox_head.fc_delta_r.bias.copy_(
+            torch.tensor([1.0, -0.5]).repeat(bbox_head.fc_delta_r.out_features // 2))
+        bbox_head.fc_delta_c.bias.copy_(torch.linspace(-1, 1, bbox_head.fc_delta_c.out_features))
+
+
+def record_branch_inputs(bbox_head: torch.nn.Module) -> list:
+    """A list that collects the (F-hat_c, F-hat_r) of every call of ``bbox_head``'s branches."""
+    seen = []
+    bbox_head.register_forward_pre_hook(lambda module, args: seen.append(args))
+    return seen
+
+
 @pytest.fixture
 def batch() -> Callable[..., dict]:
     """Factory: ``batch(batch_size=2, num_items=None, with_mask=False, image_size=128)``."""

@@ -9,11 +9,17 @@ import pytest
 import torch
 from conftest import CONFIG_DIR, NUM_CLASSES, make_batch, shrink_model_cfg
 from mmdet.registry import MODELS
-from mmengine.config import Config
+from mmengine.config import Config, ConfigDict
 from mmengine.hub import get_config
 from mmengine.runner import load_checkpoint
 
-from tsd_mmdet.utils.baseline_to_tsd import ConversionError, convert, unwrap_state_dict
+from tsd_mmdet.utils.baseline_to_tsd import (
+    ConversionError,
+    ConversionReport,
+    build_initialised_model,
+    convert,
+    unwrap_state_dict,
+)
 
 # TSD config -> its mmdet baseline twin
 FAMILIES = {
@@ -209,3 +215,63 @@ def test_refuses_other_stages_and_non_tsd_configs():
         convert(faster_baseline, faster_state)
     with pytest.raises(ConversionError, match='no box head'):
         convert(faster_tsd, {k: v for k, v in faster_state.items() if '.bbox_head.' not in k})
+
+
+def test_unwrap_state_dict():
+    w = torch.ones(1)
+    assert unwrap_state_dict({'backbone.conv1.weight': w}) == {'backbone.conv1.weight': w}
+    assert unwrap_state_dict({'state_dict': {'module.neck.w': w, 'rpn_head.module.w': w},
+                              'meta': {}}) == {'neck.w': w, 'rpn_head.module.w': w}
+
+
+def test_report_lines():
+    """The summary the converter prints: one line per layer (weight and bias together), copied
+    tensors counted per module (a roi_head module by its two first names)."""
+    report = ConversionReport(
+        head=[('roi_head.bbox_head.cls_fcs.0.weight', 'roi_head.bbox_head.shared_fcs.0.weight'),
+              ('roi_head.bbox_head.cls_fcs.0.bias', 'roi_head.bbox_head.shared_fcs.0.bias')],
+        copied=['backbone.conv1.weight', 'backbone.bn1.bias', 'roi_head.mask_head.conv.weight'],
+        left_at_init=['roi_head.bbox_head.fc_delta_r.weight',
+                      'roi_head.bbox_head.fc_delta_r.bias', 'roi_head.bbox_head.fc_delta_c.bias'],
+        dropped=['roi_head.extra.weight (not in the TSD model)', 'neck.w (shape (2,), TSD (3,))'])
+    assert report.lines() == [
+        'box heads (TSD <- baseline):',
+        '  roi_head.bbox_head.cls_fcs.0 <- roi_head.bbox_head.shared_fcs.0',
+        'copied as they are: backbone (2 tensors), roi_head.mask_head (1 tensors)',
+        'left at init: roi_head.bbox_head.fc_delta_r, roi_head.bbox_head.fc_delta_c',
+        'dropped from the baseline: roi_head.extra.weight (not in the TSD model), neck.w (shape '
+        '(2,), TSD (3,))',
+    ]
+    assert ConversionReport().lines() == [
+        'box heads (TSD <- baseline):', 'copied as they are: nothing', 'left at init: nothing',
+        'dropped from the baseline: nothing']
+    assert report.as_meta()['left_at_init'] == report.left_at_init
+
+
+def test_pretrained_init_is_not_loaded_and_the_config_is_left_alone():
+    """The configs' backbones start from Pretrained weights; the converter's model must not load
+    them (the baseline's weights replace them; a path that does not exist here would fail), in
+    dicts or lists of the config (a cascade stage), and the caller's config keeps them."""
+    tsd_cfg, _ = _tiny_cfgs('cascade')
+    pretrained = dict(type='Pretrained', checkpoint='/nonexistent/pretrained.pth')
+    tsd_cfg.backbone.init_cfg = pretrained
+    tsd_cfg.roi_head.bbox_head[1].init_cfg = pretrained
+    before = copy.deepcopy(tsd_cfg)
+    model = build_initialised_model(tsd_cfg)
+    assert model.roi_head.bbox_head[1].fc_delta_r.weight.std() < 2e-3  # its own init ran
+    assert tsd_cfg == before
+
+
+def test_refuses_a_detector_without_roi_head():
+    tsd_cfg, baseline_cfg = _tiny_cfgs('faster')
+    retinanet = dict(
+        type='RetinaNet', data_preprocessor=tsd_cfg.data_preprocessor, backbone=tsd_cfg.backbone,
+        neck=dict(tsd_cfg.neck, start_level=1, add_extra_convs='on_input'),
+        bbox_head=dict(
+            type='RetinaHead', num_classes=NUM_CLASSES, in_channels=16, feat_channels=16,
+            stacked_convs=1,
+            anchor_generator=dict(type='AnchorGenerator', octave_base_scale=4,
+                                  scales_per_octave=1, ratios=[1.0], strides=[8, 16, 32, 64]),
+            bbox_coder=dict(type='DeltaXYWHBBoxCoder')))
+    with pytest.raises(ConversionError, match='not a TSD model'):
+        convert(ConfigDict(retinanet), MODELS.build(baseline_cfg).state_dict())

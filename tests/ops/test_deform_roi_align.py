@@ -157,6 +157,47 @@ def test_extension_matches_reference(offset_kind, aligned, sampling_ratio, dtype
         torch.testing.assert_close(g, w, **tol)
 
 
+# The intra-op thread count torch starts with (the CPU backward splits its work into that many
+# chunks); read at import, before any test changes it.
+DEFAULT_THREADS = torch.get_num_threads()
+
+
+@pytest.fixture
+def num_threads(request):
+    """Run the test under ``request.param`` intra-op threads ('one' or 'default'), then restore."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1 if request.param == 'one' else DEFAULT_THREADS)
+    yield torch.get_num_threads()
+    torch.set_num_threads(before)
+
+
+@needs_ext
+@pytest.mark.parametrize('num_threads', ['one', 'default'], indirect=True)
+@pytest.mark.parametrize('channels', [5, 16, 24, 256])
+def test_extension_matches_reference_across_channel_blocks(channels, num_threads):
+    """The CPU kernels work on blocks of 8 channels, split into one chunk per thread, and the
+    offset gradient is a sum over every block: 5 channels are one partial block, 16 and 24 two and
+    three, 256 a detector's 32. Forward, grad_input and both offset kinds' grad_offset equal the
+    reference's, under one thread (every block in one chunk) and the default count."""
+    gen = torch.Generator().manual_seed(channels)
+    x = torch.randn(2, channels, 9, 11, dtype=torch.float64, generator=gen, requires_grad=True)
+    rois = make_rois(7, 2, 9, 11, 0.5, generator=gen)
+    for offset_kind in (None, 'prop', 'point'):
+        offset = make_offset(offset_kind, 7, 3, 2, scale=2.0, generator=gen)
+        inputs = [x] if offset is None else [x, offset.requires_grad_()]
+        args = (rois, offset, (3, 2), 0.5, 0, 0.4, True)
+        out = deform_roi_align(x, *args)
+        ref = deform_roi_align_reference(x, *args)
+        torch.testing.assert_close(out, ref)
+        grad = torch.randn(out.shape, dtype=out.dtype, generator=gen)
+        got = torch.autograd.grad(out, inputs, grad)
+        want = torch.autograd.grad(ref, inputs, grad)
+        for name, g, w in zip(('grad_input', 'grad_offset'), got, want):
+            torch.testing.assert_close(g, w, msg=lambda m, n=name, k=offset_kind: f'{n} '
+                                       f'({k} offset, {channels} channels, {num_threads} '
+                                       f'threads): {m}')
+
+
 def gradcheck_case(offset_kind, device='cpu'):
     """((x,) or (x, offset), rois) of the gradcheck tests: float64 leaves on ``device``. Large
     offsets push samples past the borders (clamped and out-of-bounds regions)."""
@@ -544,6 +585,28 @@ def test_bad_input_raises(fn, name, value, exc, match):
 
 # ---- module, compile, registration, fallback --------------------------------------------------
 
+def test_module_defaults():
+    m = DeformRoIAlign(7, 0.25)
+    assert (m.output_size, m.spatial_scale, m.sampling_ratio, m.gamma, m.aligned) == (
+        (7, 7), 0.25, 0, 0.1, True)
+
+
+@pytest.mark.parametrize('impl', IMPLS)
+def test_samples_exactly_on_the_border_band_count(impl):
+    """A sample at exactly -1 or H (W) is still inside torchvision's band (clamped to the edge);
+    one 1x1 bin with one sample at each of those four positions."""
+    x = torch.randn(1, 2, 5, 6, dtype=torch.float64)
+    # aligned=False, sampling_ratio=1: the sample is the box centre.
+    rois = torch.tensor([[0, -2.0, 1.0, 0.0, 3.0],    # x = -1
+                         [0, 5.0, 1.0, 7.0, 3.0],     # x = 6 = W
+                         [0, 1.0, -2.0, 3.0, 0.0],    # y = -1
+                         [0, 1.0, 4.0, 3.0, 6.0]],    # y = 5 = H
+                        dtype=torch.float64)
+    expected = torchvision.ops.roi_align(x, rois, 1, 1.0, 1, aligned=False)
+    assert expected.abs().min() > 0
+    torch.testing.assert_close(_run(impl, x, rois, None, 1, 1.0, 1, 0.1, False), expected)
+
+
 def test_module():
     m = DeformRoIAlign(output_size=(2, 3), spatial_scale=0.5, sampling_ratio=2, gamma=0.2)
     assert repr(m) == ('DeformRoIAlign(output_size=(2, 3), spatial_scale=0.5, sampling_ratio=2, '
@@ -554,6 +617,9 @@ def test_module():
     torch.testing.assert_close(m(x, rois, offset),
                                deform_roi_align(x, rois, offset, (2, 3), 0.5, 2, 0.2, True))
     torch.testing.assert_close(m(x, rois), deform_roi_align(x, rois, None, (2, 3), 0.5, 2))
+    unaligned = DeformRoIAlign((2, 3), 0.5, sampling_ratio=2, aligned=False)
+    torch.testing.assert_close(unaligned(x, rois),
+                               torchvision.ops.roi_align(x, rois, (2, 3), 0.5, 2, aligned=False))
     with pytest.raises(ValueError, match='output_size must be positive'):
         DeformRoIAlign(0, 1.0)
     with pytest.raises(ValueError, match='gamma must be finite'):
@@ -636,10 +702,54 @@ def test_fallback_warns_once_and_matches(monkeypatch):
         warnings.simplefilter('always')
         first = deform_roi_align(x, rois, offset, 2)
         second = deform_roi_align(x, rois, None, 2)
-    messages = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
-    assert len(messages) == 1 and 'not built' in messages[0] and 'build_ext' in messages[0]
+        unaligned = deform_roi_align(x, rois, None, 2, 1.0, 2, 0.1, False)
+    warned = [w for w in caught if issubclass(w.category, RuntimeWarning)]
+    # Attributed to the caller, not to a line of tsd_mmdet (stacklevel).
+    assert len(warned) == 1 and os.path.dirname(tsd_mmdet.__file__) not in warned[0].filename
+    assert str(warned[0].message) == (
+        'tsd_mmdet._C is not built (forced by the test); deform_roi_align falls back to the slow '
+        'pure-PyTorch reference. Build the extension with `pip install --no-build-isolation -e .` '
+        'or `python setup.py build_ext --inplace`.')
     torch.testing.assert_close(first, deform_roi_align_reference(x, rois, offset, 2))
     torch.testing.assert_close(second, torchvision.ops.roi_align(x, rois, 2, aligned=True))
+    torch.testing.assert_close(unaligned,
+                               torchvision.ops.roi_align(x, rois, 2, 1.0, 2, aligned=False))
+
+
+def test_cuda_fallback_warning_names_the_fix(monkeypatch):
+    """A build without CUDA kernels on a GPU machine: one warning saying how to rebuild (the
+    reason deform_roi_align gives for CUDA tensors then)."""
+    monkeypatch.setattr(_dra, '_WARNED', set())
+    with pytest.warns(RuntimeWarning) as caught:
+        _dra._warn_fallback('cuda')
+        _dra._warn_fallback('cuda')
+    assert [str(w.message) for w in caught] == [
+        'tsd_mmdet._C was built without CUDA kernels; deform_roi_align runs CUDA tensors through '
+        'the slow pure-PyTorch reference. Rebuild it with '
+        '`FORCE_CUDA=1 python setup.py build_ext --inplace`.']
+
+
+@needs_ext
+def test_fake_kernels_check_and_shape():
+    """The fake (meta) kernels that torch.compile and export trace with: the output shape, the
+    backward's grad_offset shape (empty without an offset, as the real kernel returns), and the
+    shape checks that a direct torch.ops call gets."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    op = torch.ops.tsd_mmdet
+    x, rois, offset = torch.randn(2, 3, 6, 7), make_rois(4, 2, 6, 7, dtype=torch.float32), None
+    grad = torch.randn(4, 3, 2, 5)
+    real = op._deform_roi_align_backward(grad, x, rois, offset, 1.0, 2, 5, 0, 0.1, True)
+    with FakeTensorMode(allow_non_fake_inputs=True):
+        assert op.deform_roi_align(x, rois, None, 1.0, 2, 5, 0, 0.1, True).shape == (4, 3, 2, 5)
+        fake = op._deform_roi_align_backward(grad, x, rois, offset, 1.0, 2, 5, 0, 0.1, True)
+        with pytest.raises(RuntimeError, match=re.escape('input must be a (N, C, H, W) tensor')):
+            op.deform_roi_align(x[0], rois, None, 1.0, 2, 5, 0, 0.1, True)
+        with pytest.raises(RuntimeError, match=re.escape('rois must be (K, 5)')):
+            op.deform_roi_align(x, rois[:, :4], None, 1.0, 2, 5, 0, 0.1, True)
+        with pytest.raises(RuntimeError, match=re.escape('rois must be (K, 5)')):
+            op.deform_roi_align(x, rois[None], None, 1.0, 2, 5, 0, 0.1, True)
+    assert [tuple(t.shape) for t in fake] == [tuple(t.shape) for t in real] == [x.shape, (0,)]
 
 
 _WITHOUT_EXTENSION_SCRIPT = """

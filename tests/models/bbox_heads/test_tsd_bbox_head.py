@@ -11,6 +11,7 @@ from mmdet.structures.bbox import bbox2roi
 from mmengine.config import ConfigDict
 
 from tsd_mmdet.models.bbox_heads import TSDBBoxHead
+from tsd_mmdet.ops import deform_roi_align
 
 NUM_CLASSES = 3
 
@@ -50,6 +51,30 @@ def test_shapes(cls_manner, reg_manner, reg_class_agnostic):
     cls_score, bbox_pred = head(feats, feats)
     assert cls_score.shape == (5, NUM_CLASSES + 1)
     assert bbox_pred.shape == (5, 4 if reg_class_agnostic else 4 * NUM_CLASSES)
+
+
+@pytest.mark.parametrize('cls_manner', ['pointwise', 'proposalwise'])
+def test_non_square_roi_feat_size(cls_manner):
+    """roi_feat_size (oh, ow) = (3, 5): the pointwise offsets are (K, 2, oh, ow), as the op and
+    the extractor (output_size (3, 5)) take them, and the fcs read C * oh * ow features."""
+    head = _head(roi_feat_size=(3, 5), cls_manner=cls_manner)
+    assert head.offset_fc.in_features == head.cls_fcs[0].in_features == 4 * 15
+    delta_c, delta_r = head.forward_offsets(torch.randn(6, 4, 3, 5))
+    assert delta_c.shape == ((6, 2, 3, 5) if cls_manner == 'pointwise' else (6, 2))
+    assert delta_r.shape == (6, 2)
+    rois = torch.tensor([[0., 1., 2., 9., 7.]]).repeat(6, 1)
+    feats = deform_roi_align(torch.randn(1, 4, 12, 12), rois, delta_c, (3, 5))
+    assert head(feats, feats)[0].shape == (6, NUM_CLASSES + 1)
+
+
+def test_defaults_are_the_papers():
+    """Built without TSD options, the head has the paper's settings (Tables 1, 4; §2.2)."""
+    head = MODELS.build(dict(type='TSDBBoxHead', in_channels=4, roi_feat_size=7, num_classes=3))
+    assert (head.gamma_cls, head.gamma_reg) == (0.1, 0.1)
+    assert (head.cls_manner, head.reg_manner) == ('pointwise', 'proposalwise')
+    assert (head.offset_fc_channels, head.fc_out_channels) == (256, 1024)
+    assert head.offset_fc.out_features == 256 and head.cls_fcs[1].out_features == 1024
+    assert head.detach_reg_targets is False
 
 
 def test_paper_sizes():
@@ -174,6 +199,43 @@ def test_detached_targets_cut_that_path():
     assert grad_pred.abs().sum() > 0
 
 
+def test_detached_targets_are_still_encoded_against_p_hat_r():
+    """detach_reg_targets cuts the gradient, not the box: the targets are those of P-hat_r."""
+    res = _sampling_result()
+    rois_r = _head().derive_reg_rois(bbox2roi([res.priors]),
+                                     torch.tensor([[2.0, 0.0], [0.0, 0.0]], requires_grad=True))
+    targets = []
+    for detach in (False, True):
+        out = _head(detach_reg_targets=detach).loss_and_target(
+            torch.zeros(2, NUM_CLASSES + 1), torch.zeros(2, 4 * NUM_CLASSES), rois_r, [res],
+            ConfigDict(pos_weight=-1))
+        targets.append(out['bbox_targets'][2])
+    torch.testing.assert_close(targets[1], torch.zeros(2, 4))  # P-hat_r is the ground truth
+    torch.testing.assert_close(targets[1], targets[0].detach())
+    assert targets[0].requires_grad and not targets[1].requires_grad
+
+
+def test_reduction_override_and_per_image_targets():
+    head = _head()
+    res = _sampling_result()
+    rois = bbox2roi([res.priors])
+    torch.manual_seed(1)
+    cls_score, bbox_pred = torch.randn(2, NUM_CLASSES + 1), torch.randn(2, 4 * NUM_CLASSES)
+    cfg = ConfigDict(pos_weight=-1)
+    losses = head.loss_and_target(cls_score, bbox_pred, rois, [res], cfg,
+                                  reduction_override='none')['loss_bbox']
+    assert losses['loss_cls_tsd'].shape == (2, )
+    mean = head.loss_and_target(cls_score, bbox_pred, rois, [res], cfg)['loss_bbox']
+    torch.testing.assert_close(losses['loss_cls_tsd'].mean(), mean['loss_cls_tsd'])
+    # concat=False: per-image lists, with and without the rois to encode against.
+    for kwargs in ({}, dict(rois=rois)):
+        labels, _, targets, _ = head.get_targets([res, res], cfg, concat=False,
+                                                 rois=None if not kwargs else
+                                                 torch.cat([rois, rois]))
+        assert isinstance(labels, (list, tuple)) and len(labels) == 2
+        assert [t.shape for t in targets] == [(2, 4), (2, 4)]
+
+
 def test_loss_and_target_keys():
     head = _head()
     res = _sampling_result()
@@ -183,6 +245,44 @@ def test_loss_and_target_keys():
     assert set(out['loss_bbox']) == {'loss_cls_tsd', 'loss_bbox_tsd', 'acc_tsd'}
     assert all(torch.isfinite(v).all() for v in out['loss_bbox'].values())
     assert len(out['bbox_targets']) == 4
+
+
+def test_init_cfg_given_replaces_the_offset_init():
+    head = _head(init_cfg=dict(type='Constant', val=0.5, bias=0.25, layer='Linear'))
+    for layer in (head.offset_fc, head.fc_delta_c, head.fc_delta_r, head.cls_fcs[0], head.fc_reg):
+        assert torch.all(layer.weight == 0.5) and torch.all(layer.bias == 0.25)
+
+
+def test_branch_loss_weights_scale_the_tsd_losses():
+    """loss_cls / loss_bbox weights other than 1 reach L_cls^D and L_loc^D (eq. 2)."""
+    res = _sampling_result()
+    rois = bbox2roi([res.priors])
+    torch.manual_seed(1)
+    cls_score, bbox_pred = torch.randn(2, NUM_CLASSES + 1), torch.randn(2, 4 * NUM_CLASSES)
+    losses = []
+    for cls_weight, bbox_weight in ((1.0, 1.0), (0.5, 3.0)):
+        head = _head(loss_cls=dict(type='CrossEntropyLoss', loss_weight=cls_weight),
+                     loss_bbox=dict(type='L1Loss', loss_weight=bbox_weight))
+        losses.append(head.loss_and_target(cls_score, bbox_pred, rois, [res],
+                                           ConfigDict(pos_weight=-1))['loss_bbox'])
+    assert losses[0]['loss_cls_tsd'] > 0 and losses[0]['loss_bbox_tsd'] > 0
+    torch.testing.assert_close(losses[1]['loss_cls_tsd'], 0.5 * losses[0]['loss_cls_tsd'])
+    torch.testing.assert_close(losses[1]['loss_bbox_tsd'], 3.0 * losses[0]['loss_bbox_tsd'])
+
+
+def test_decoded_box_loss_decodes_from_p_hat_r():
+    """reg_decoded_bbox=True (IoU-style losses): L_loc^D compares the ground truth with the box
+    decoded from P-hat_r. delta_r = (2, 0) makes P-hat_r the ground truth [2, 0, 12, 10]; a
+    prediction dx = 0.1 moves it by 0.1 * std 0.1 * w 10 = 0.1: L1 sum 0.2 over 2 RoIs."""
+    head = _head(reg_decoded_bbox=True)
+    res = _sampling_result()
+    rois_r = head.derive_reg_rois(bbox2roi([res.priors]), torch.tensor([[2.0, 0.0], [0.0, 0.0]]))
+    bbox_pred = torch.zeros(2, 4 * NUM_CLASSES)
+    bbox_pred[0, 4 * 2] = 0.1  # label 2
+    out = head.loss_and_target(torch.zeros(2, NUM_CLASSES + 1), bbox_pred, rois_r, [res],
+                               ConfigDict(pos_weight=-1))
+    torch.testing.assert_close(out['bbox_targets'][2][0], torch.tensor([2., 0., 12., 10.]))
+    torch.testing.assert_close(out['loss_bbox']['loss_bbox_tsd'], torch.tensor(0.1))
 
 
 def test_invalid_arguments():

@@ -3,6 +3,8 @@
 Covers M_cls (eq. 7) and M_loc (eq. 8): margin, effective margin min(m, 1 - s), ReLU cut-off,
 mmdet 3.x background column, detached sibling side, empty inputs.
 """
+import inspect
+
 import pytest
 import torch
 from mmdet.registry import MODELS
@@ -20,6 +22,12 @@ def test_registered():
     loc = MODELS.build(dict(type='ProgressiveConstraintLoc', margin_reg=0.3, loss_weight=2.0))
     assert isinstance(loc, ProgressiveConstraintLoc)
     assert (loc.margin_reg, loc.loss_weight) == (0.3, 2.0)
+
+
+def test_defaults():
+    cls, loc = ProgressiveConstraintCls(), ProgressiveConstraintLoc()
+    assert (cls.margin_cls, cls.loss_weight, cls.foreground_only) == (0.2, 1.0, False)
+    assert (loc.margin_reg, loc.loss_weight) == (0.2, 1.0)
 
 
 def test_cls_hand_cases():
@@ -120,3 +128,66 @@ def test_cls_shape_mismatch_is_a_clear_error():
         ProgressiveConstraintCls()(torch.zeros(3, 4), torch.zeros(3, 5), labels)
     with pytest.raises(ValueError, match=r'K labels, got \(3, 4\), \(3, 4\) and \(2,\)'):
         ProgressiveConstraintCls()(torch.zeros(3, 4), torch.zeros(3, 4), labels[:2])
+
+
+def _cls_case(foreground_only=False):
+    """Inputs of M_cls (3 classes + background, the last RoI background) and their hand value."""
+    sibling = _logits([[0.5, 0.2, 0.2, 0.1], [0.02, 0.9, 0.04, 0.04], [0.1, 0.1, 0.1, 0.7]])
+    tsd = _logits([[0.6, 0.2, 0.1, 0.1], [0.02, 0.92, 0.03, 0.03], [0.6, 0.1, 0.1, 0.2]])
+    # relu(.5 - .6 + .2) = .1; relu(.9 - .92 + min(.2, .1)) = .08; background relu(.7 - .2 + .2)
+    value = (0.1 + 0.08) / 2 if foreground_only else (0.1 + 0.08 + 0.7) / 3
+    return dict(margin_cls=0.2, foreground_only=foreground_only), (sibling, tsd,
+                                                                    torch.tensor([0, 1, 3])), value
+
+
+def _loc_case():
+    """Inputs of M_loc and their hand value."""
+    iou_sibling = torch.tensor([0.5, 0.9, 0.6], dtype=torch.float64)
+    iou_tsd = torch.tensor([0.55, 0.95, 0.9], dtype=torch.float64)
+    # relu(.5 - .55 + .2) = .15; relu(.9 - .95 + min(.2, .1)) = .05; relu(.6 - .9 + .2) = 0
+    return dict(margin_reg=0.2), (iou_sibling, iou_tsd), (0.15 + 0.05) / 3
+
+
+# Every loss module tsd_mmdet registers, with inputs whose unweighted value is known by hand.
+LOSS_CASES = {
+    'ProgressiveConstraintCls': _cls_case,
+    'ProgressiveConstraintCls(foreground_only)': lambda: _cls_case(foreground_only=True),
+    'ProgressiveConstraintLoc': _loc_case,
+}
+
+
+def test_every_registered_loss_has_a_loss_weight_case():
+    registered = {name for name, cls in MODELS.module_dict.items()
+                  if cls.__module__.startswith('tsd_mmdet.')
+                  and 'loss_weight' in inspect.signature(cls).parameters}
+    assert registered == {name.split('(')[0] for name in LOSS_CASES}
+
+
+@pytest.mark.parametrize('case', sorted(LOSS_CASES))
+def test_loss_weight_scales_value_and_gradient(case):
+    """loss_weight multiplies the term and its gradient (eq. 9 weighs each term 1.0; the configs
+    may not): a weight of 2.5 against the hand value of the unweighted term."""
+    kwargs, inputs, value = LOSS_CASES[case]()
+    results = []
+    for loss_weight in (1.0, 2.5):
+        tsd = inputs[1].clone().requires_grad_(True)
+        loss = MODELS.build(dict(type=case.split('(')[0], loss_weight=loss_weight, **kwargs))(
+            inputs[0], tsd, *inputs[2:])
+        loss.backward()
+        results.append((loss, tsd.grad))
+    (loss_1, grad_1), (loss_w, grad_w) = results
+    assert loss_1.item() == pytest.approx(value)
+    assert loss_w.item() == pytest.approx(2.5 * value)
+    assert grad_1.abs().sum() > 0
+    torch.testing.assert_close(grad_w, 2.5 * grad_1)
+
+
+def test_cls_foreground_only_keeps_every_foreground_class():
+    """Positives are the labels below the background column, the last foreground class included,
+    whatever the number of RoIs (5 here, 4 columns)."""
+    sibling = _logits([[0.5, 0.2, 0.2, 0.1]] * 5)
+    tsd = _logits([[0.4, 0.2, 0.2, 0.2]] * 5)
+    labels = torch.tensor([0, 2, 3, 3, 1])
+    # p_sib - p_tsd + min(0.2, 1 - p_sib): class 0: 0.1 + 0.2; classes 1, 2: 0 + 0.2.
+    loss = ProgressiveConstraintCls(margin_cls=0.2, foreground_only=True)(sibling, tsd, labels)
+    assert loss.item() == pytest.approx((0.3 + 0.2 + 0.2) / 3)

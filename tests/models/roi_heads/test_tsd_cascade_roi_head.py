@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import moved_rois, record_branch_inputs, set_visible_offsets
 from mmdet.registry import MODELS
-from mmdet.structures.bbox import bbox2roi
+from mmdet.structures.bbox import bbox2roi, bbox_overlaps
 from mmengine.config import Config
 from mmengine.runner import load_checkpoint
 
@@ -24,6 +25,9 @@ SIBLING_KEYS = {'loss_cls', 'loss_bbox', 'acc'}
 TSD_KEYS = {'loss_cls_tsd', 'loss_bbox_tsd', 'acc_tsd'}
 PC_KEYS = {'loss_pc_cls', 'loss_pc_loc'}
 OFFSET_LAYERS = ('offset_fc', 'fc_delta_c', 'fc_delta_r')
+# (gamma_cls, gamma_reg) of each stage: unequal within a stage, different between stages and from
+# the extractor's default 0.1, so a mix-up of branches or stages gives other numbers.
+STAGE_GAMMAS = ((0.05, 0.2), (0.15, 0.3), (0.25, 0.12))
 
 
 def _stage_keys(keys):
@@ -60,8 +64,8 @@ def cascade_model_cfg():
 
 def _roi_head_cfg(model_cfg, **overrides):
     roi_head = copy.deepcopy(model_cfg.roi_head)
-    roi_head.update(train_cfg=model_cfg.train_cfg.rcnn, test_cfg=model_cfg.test_cfg.rcnn,
-                    **overrides)
+    roi_head.update(train_cfg=model_cfg.train_cfg.rcnn, test_cfg=model_cfg.test_cfg.rcnn)
+    roi_head.update(overrides)
     return roi_head
 
 
@@ -242,6 +246,146 @@ def test_predict_refines_from_rois_r(cascade_head, roi_inputs):
     torch.testing.assert_close(torch.cat(cls_scores), mean_score)
 
 
+def _unequal_gamma_head(cascade_head, cascade_model_cfg, num_stages=3, reg_class_agnostic=True,
+                        **bbox_head):
+    """A cascade head of ``num_stages`` (the config's first ones) with STAGE_GAMMAS and visible
+    offsets; ``bbox_head`` updates every stage's TSD head."""
+    roi_head = cascade_model_cfg.roi_head
+    bbox_heads = [dict(cfg, gamma_cls=gamma_cls, gamma_reg=gamma_reg,
+                       reg_class_agnostic=reg_class_agnostic, **bbox_head)
+                  for cfg, (gamma_cls, gamma_reg) in zip(roi_head.bbox_head, STAGE_GAMMAS)]
+    head = cascade_head(
+        num_stages=num_stages,
+        stage_loss_weights=roi_head.stage_loss_weights[:num_stages],
+        bbox_head=bbox_heads[:num_stages],
+        sibling_head=roi_head.sibling_head[:num_stages],
+        train_cfg=cascade_model_cfg.train_cfg.rcnn[:num_stages])
+    for bbox_head in head.bbox_head:
+        set_visible_offsets(bbox_head)
+    return head
+
+
+@pytest.mark.parametrize('num_stages', [3, 2])
+def test_unequal_gammas_each_stage_pools_and_trains_at_its_p_hat_r(cascade_head,
+                                                                    cascade_model_cfg,
+                                                                    roi_inputs, num_stages):
+    """Every stage, with its own gamma_cls != gamma_reg: F-hat_r is RoIAlign of that stage's
+    P-hat_r (computed by hand), F-hat_c is P deformed with gamma_cls, the targets are encoded
+    against P-hat_r and M_loc decodes the TSD boxes from it (the sibling's from P). Also for a
+    cascade of 2 stages, with its keys and stage weights."""
+    head = _unequal_gamma_head(cascade_head, cascade_model_cfg, num_stages)
+    seen = [record_branch_inputs(bbox_head) for bbox_head in head.bbox_head]
+    records = _record_stage_boxes(head)
+    feats, proposals, samples = roi_inputs(num_items=[3, 2])
+    torch.manual_seed(0)
+    losses = head.loss(feats, proposals, samples)
+    assert set(losses) == {f's{stage}.{key}' for stage in range(num_stages)
+                           for key in SIBLING_KEYS | TSD_KEYS | PC_KEYS}
+    assert len(records['bbox']) == num_stages
+    tol = dict(atol=1e-5, rtol=1e-5)
+    for stage, (gamma_cls, gamma_reg) in enumerate(STAGE_GAMMAS[:num_stages]):
+        sampling_results, results = records['bbox'][stage]
+        (cls_feats, reg_feats), = seen[stage]
+        extractor = head.bbox_roi_extractor[stage]
+        x = feats[:extractor.num_inputs]
+        rois = bbox2roi([r.priors for r in sampling_results])
+        rois_r = moved_rois(rois, results['delta_r'].detach(), gamma_reg)
+        torch.testing.assert_close(results['rois_r'].detach(), rois_r)
+        with torch.no_grad():
+            torch.testing.assert_close(reg_feats, extractor(x, rois_r), **tol)
+            torch.testing.assert_close(
+                cls_feats, extractor(x, rois, offset=results['delta_c'], gamma=gamma_cls), **tol)
+        labels, _, targets, _ = results['bbox_targets']
+        pos = labels < NUM_CLASSES
+        assert pos.sum() > 0, stage
+        gt_bboxes = torch.cat([res.pos_gt_bboxes for res in sampling_results])
+        coder = head.bbox_head[stage].bbox_coder
+        torch.testing.assert_close(targets[pos].detach(),
+                                   coder.encode(rois_r[pos, 1:], gt_bboxes))
+        # Class-agnostic regression in the cascade: (K, 4) deltas for TSD and sibling.
+        sibling_boxes = head.sibling_head[stage].bbox_coder.decode(
+            rois[pos, 1:], results['sibling_bbox_pred'][pos])
+        iou_sibling = bbox_overlaps(sibling_boxes, gt_bboxes, is_aligned=True)
+        iou_tsd = bbox_overlaps(coder.decode(rois_r[pos, 1:], results['bbox_pred'][pos]),
+                                gt_bboxes, is_aligned=True)
+        expected = torch.relu(iou_sibling - iou_tsd
+                              + torch.clamp(1 - iou_sibling, max=0.2)).mean()
+        torch.testing.assert_close(results['loss_bbox']['loss_pc_loc'], expected)
+        weight = (1, 0.5, 0.25)[stage]
+        torch.testing.assert_close(losses[f's{stage}.loss_pc_loc'], weight * expected)
+
+
+# A classification loss with its own activation (sigmoid scores, no background logit), as
+# mmdet's Seesaw and custom losses have.
+CUSTOM_LOSS = dict(type='CrossEntropyCustomLoss', use_sigmoid=True, num_classes=NUM_CLASSES)
+
+
+@pytest.mark.parametrize('num_stages,reg_class_agnostic,loss_cls',
+                         [(3, True, None), (2, False, None), (2, False, CUSTOM_LOSS)],
+                         ids=['3-agnostic', '2-per-class', '2-per-class-custom-loss'])
+def test_unequal_gammas_predict_refines_and_decodes_from_each_p_hat_r(
+        cascade_head, cascade_model_cfg, roi_inputs, num_stages, reg_class_agnostic, loss_cls):
+    """Each stage's P-hat_r (by hand) is what the next stage's proposals and the final boxes are
+    decoded from; with per-class regression, for the top-scoring foreground class (scored with
+    the loss's own activation where it has one)."""
+    head = _unequal_gamma_head(cascade_head, cascade_model_cfg, num_stages, reg_class_agnostic,
+                               **({} if loss_cls is None else dict(loss_cls=loss_cls))).eval()
+    feats, proposals, samples = roi_inputs(num_proposals=6)
+    metas = [s.metainfo for s in samples]
+    seen = []
+    bbox_forward = head._bbox_forward
+
+    def record(stage, x, rois):
+        results = bbox_forward(stage, x, rois)
+        seen.append((rois, results))
+        return results
+
+    head._bbox_forward = record
+    with torch.no_grad():
+        predictions = head.predict_bbox(feats, metas, copy.deepcopy(proposals), None)
+    assert len(seen) == num_stages
+    hand_rois_r = [moved_rois(rois, results['delta_r'], gamma_reg)
+                   for (rois, results), (_, gamma_reg) in zip(seen, STAGE_GAMMAS)]
+    for stage in range(num_stages):
+        torch.testing.assert_close(seen[stage][1]['rois_r'], hand_rois_r[stage])
+    for stage in range(num_stages - 1):
+        results, next_rois = seen[stage][1], seen[stage + 1][0]
+        scores = results['cls_score']
+        if loss_cls is not None:
+            assert scores.shape[1] == NUM_CLASSES
+            scores = head.bbox_head[stage].loss_cls.get_activation(scores)
+        labels = scores[:, :-1].argmax(dim=1)
+        for i, meta in enumerate(metas):
+            rows = slice(6 * i, 6 * (i + 1))
+            expected = head.bbox_head[stage].regress_by_class(
+                hand_rois_r[stage][rows, 1:], labels[rows], results['bbox_pred'][rows], meta)
+            torch.testing.assert_close(next_rois[rows, 1:], expected)
+    last = num_stages - 1
+    coder = head.bbox_head[last].bbox_coder
+    per_roi = 1 if reg_class_agnostic else NUM_CLASSES
+    for i, (prediction, meta) in enumerate(zip(predictions, metas)):
+        rows = slice(6 * i, 6 * (i + 1))
+        boxes = hand_rois_r[last][rows, 1:].repeat_interleave(per_roi, 0)
+        deltas = seen[last][1]['bbox_pred'][rows].reshape(-1, 4)
+        expected = coder.decode(boxes, deltas, max_shape=meta['img_shape']).view(6, -1)
+        torch.testing.assert_close(prediction.bboxes, expected)
+
+
+def test_predict_without_train_cfg(cascade_head, roi_inputs):
+    """An inference-only head (train_cfg None, as a deployed model may be built) predicts what the
+    training-configured head predicts."""
+    feats, proposals, samples = roi_inputs(num_proposals=6)
+    metas = [s.metainfo for s in samples]
+    results = []
+    for head in (cascade_head().eval(), cascade_head(train_cfg=None).eval()):
+        with torch.no_grad():
+            results.append(head.predict_bbox(feats, metas, copy.deepcopy(proposals), None))
+    for ours, theirs in zip(*results):
+        assert len(theirs) == 6
+        for key in ('bboxes', 'scores'):
+            torch.testing.assert_close(ours[key], theirs[key])
+
+
 def _cascade_roi_head(cascade_model_cfg):
     """mmdet's CascadeRoIHead with the tiny sibling heads as its box heads (the baseline)."""
     tsd = _roi_head_cfg(cascade_model_cfg)
@@ -378,6 +522,8 @@ def test_total_loss_falls(cascade_detector, batch):
 def test_configuration_errors(cascade_head, cascade_model_cfg):
     with pytest.raises(ValueError, match='sibling_head'):
         cascade_head(sibling_head=None)
+    with pytest.raises(ValueError, match='sibling_head'):
+        cascade_head(sibling_head=None, pc_loc=None)
     with pytest.raises(ValueError, match='2 sibling heads for 3 stages'):
         cascade_head(sibling_head=cascade_model_cfg.roi_head.sibling_head[:2])
     with pytest.raises(ValueError, match='num_classes'):

@@ -6,6 +6,7 @@ import copy
 
 import pytest
 import torch
+from conftest import moved_rois, record_branch_inputs, set_visible_offsets
 from mmdet.registry import MODELS
 from mmdet.structures.bbox import bbox2roi, bbox_overlaps
 from mmdet.testing import demo_mm_sampling_results
@@ -18,6 +19,10 @@ SIBLING_KEYS = {'loss_cls', 'loss_bbox', 'acc'}
 TSD_KEYS = {'loss_cls_tsd', 'loss_bbox_tsd', 'acc_tsd'}
 PC_KEYS = {'loss_pc_cls', 'loss_pc_loc'}
 NO_SIBLING = dict(sibling_head=None, pc_cls=None, pc_loc=None)
+# Unequal gammas, both other than the extractor's default 0.1: code that pools, derives or
+# decodes a branch with the other branch's gamma (or with none) gives other numbers.
+GAMMA_CLS, GAMMA_REG = 0.05, 0.2
+GAMMAS = dict(gamma_cls=GAMMA_CLS, gamma_reg=GAMMA_REG)
 
 
 def _loss(head, roi_inputs, **kwargs):
@@ -131,6 +136,135 @@ def test_bbox_loss_targets_and_pc_use_p_hat_r(tiny_roi_head, roi_inputs):
     torch.testing.assert_close(out['loss_bbox']['loss_pc_loc'], expected)
 
 
+@pytest.mark.parametrize('cls_manner', ['pointwise', 'proposalwise'])
+def test_unequal_gammas_pool_each_branch_at_its_own_proposals(tiny_roi_head, roi_inputs,
+                                                              cls_manner):
+    """F-hat_r is the extractor's RoIAlign of P-hat_r = P + gamma_reg * delta_r * (w, h), the box
+    its targets and decoding use; F-hat_c is P deformed by gamma_cls * delta_c (eq. 3-6)."""
+    head = tiny_roi_head(bbox_head=dict(GAMMAS, cls_manner=cls_manner))
+    set_visible_offsets(head.bbox_head)
+    seen = record_branch_inputs(head.bbox_head)
+    feats, proposals, _ = roi_inputs(num_proposals=6)
+    rois = bbox2roi([p.bboxes for p in proposals])
+    with torch.no_grad():
+        out = head._bbox_forward(feats, rois)
+    (cls_feats, reg_feats), = seen
+    extractor = head.bbox_roi_extractor
+    feats = feats[:extractor.num_inputs]
+    rois_r = moved_rois(rois, out['delta_r'], GAMMA_REG)
+    tol = dict(atol=1e-5, rtol=1e-5)  # a moved box against a moved sample grid
+    torch.testing.assert_close(out['rois_r'], rois_r)
+    torch.testing.assert_close(reg_feats, extractor(feats, rois_r), **tol)
+    if cls_manner == 'proposalwise':
+        expected_cls = extractor(feats, moved_rois(rois, out['delta_c'], GAMMA_CLS))
+    else:
+        expected_cls = extractor(feats, rois, offset=out['delta_c'], gamma=GAMMA_CLS)
+    torch.testing.assert_close(cls_feats, expected_cls, **tol)
+    torch.testing.assert_close(out['bbox_feats'], extractor(feats, rois))
+    # The offsets are visible: the other branch's gamma pools other features.
+    swapped = extractor(feats, rois, offset=out['delta_c'], gamma=GAMMA_REG)
+    assert not torch.allclose(cls_feats, swapped, **tol)
+
+
+def test_unequal_gammas_targets_and_pc_use_p_hat_r(tiny_roi_head, roi_inputs):
+    """Training with gamma_cls != gamma_reg: targets are encoded against P-hat_r computed by hand
+    with gamma_reg, M_loc's TSD IoU decodes from it, the sibling's from P (eq. 8)."""
+    head = tiny_roi_head(bbox_head=GAMMAS)
+    set_visible_offsets(head.bbox_head)
+    feats, proposals, samples = roi_inputs(num_items=[3, 2])
+    samples[0].gt_instances.labels[0] = 0  # class 0 is a foreground class too
+    sampling_results = demo_mm_sampling_results(
+        proposals, [s.gt_instances for s in samples], sampler_cfg=head.train_cfg.sampler)
+    out = head.bbox_loss(feats, sampling_results)
+    assert (out['bbox_targets'][0] == 0).any()
+    rois = bbox2roi([r.priors for r in sampling_results])
+    rois_r = moved_rois(rois, out['delta_r'].detach(), GAMMA_REG)
+    torch.testing.assert_close(out['rois_r'].detach(), rois_r)
+    labels, _, targets, weights = out['bbox_targets']
+    pos = labels < NUM_CLASSES
+    assert pos.sum() > 0
+    gt_bboxes = torch.cat([res.pos_gt_bboxes for res in sampling_results])
+    coder = head.bbox_head.bbox_coder
+    torch.testing.assert_close(targets[pos].detach(), coder.encode(rois_r[pos, 1:], gt_bboxes))
+    assert torch.all(weights[pos] == 1) and torch.all(weights[~pos] == 0)
+
+    iou_sibling, iou_tsd = _hand_pc_ious(head, out, sampling_results, rois_r)
+    expected = torch.relu(iou_sibling - iou_tsd + torch.clamp(1 - iou_sibling, max=0.2)).mean()
+    torch.testing.assert_close(out['loss_bbox']['loss_pc_loc'], expected)
+
+
+def test_sibling_with_a_decoded_box_loss(tiny_roi_head, roi_inputs):
+    """A sibling with an IoU-style loss (reg_decoded_bbox) decodes its deltas from P."""
+    head = tiny_roi_head(sibling_head=dict(
+        reg_decoded_bbox=True, loss_bbox=dict(type='GIoULoss', loss_weight=1.0)))
+    feats, proposals, samples = roi_inputs(num_items=[3, 2])
+    sampling_results = demo_mm_sampling_results(
+        proposals, [s.gt_instances for s in samples], sampler_cfg=head.train_cfg.sampler)
+    out = head.bbox_loss(feats, sampling_results)
+    expected = head.sibling_head.loss_and_target(
+        out['sibling_cls_score'], out['sibling_bbox_pred'],
+        bbox2roi([r.priors for r in sampling_results]), sampling_results,
+        head.train_cfg)['loss_bbox']['loss_bbox']
+    assert expected > 0
+    torch.testing.assert_close(out['loss_bbox']['loss_bbox'], expected)
+
+
+def _hand_pc_ious(head, out, sampling_results, rois_r):
+    """IoU(B-hat, B) and IoU(B-hat_D, B) of eq. 8 by hand: the sibling's deltas for the true
+    class decoded from P, TSD's from ``rois_r`` (P-hat_r), against the assigned ground truth."""
+    labels = out['bbox_targets'][0]
+    pos = labels < NUM_CLASSES
+    rows = torch.arange(int(pos.sum()))
+    rois = bbox2roi([r.priors for r in sampling_results])
+    gt_bboxes = torch.cat([res.pos_gt_bboxes for res in sampling_results])
+    coder = head.bbox_head.bbox_coder
+    sibling = out['sibling_bbox_pred'][pos].view(-1, NUM_CLASSES, 4)[rows, labels[pos]]
+    tsd = out['bbox_pred'][pos].view(-1, NUM_CLASSES, 4)[rows, labels[pos]]
+    return (bbox_overlaps(coder.decode(rois[pos, 1:], sibling), gt_bboxes, is_aligned=True),
+            bbox_overlaps(coder.decode(rois_r[pos, 1:], tsd), gt_bboxes, is_aligned=True))
+
+
+def test_unequal_gammas_predict_decodes_from_p_hat_r(tiny_roi_head, roi_inputs):
+    head = tiny_roi_head(bbox_head=GAMMAS).eval()
+    set_visible_offsets(head.bbox_head)
+    feats, proposals, samples = roi_inputs(num_proposals=5)
+    metas = [s.metainfo for s in samples]
+    rois = bbox2roi([p.bboxes for p in proposals])
+    with torch.no_grad():
+        out = head._bbox_forward(feats, rois)
+        results = head.predict_bbox(feats, metas, proposals, None)
+    rois_r = moved_rois(rois, out['delta_r'], GAMMA_REG)
+    coder = head.bbox_head.bbox_coder
+    for i, (result, meta) in enumerate(zip(results, metas)):
+        rows = slice(5 * i, 5 * (i + 1))
+        deltas = out['bbox_pred'][rows].reshape(-1, 4)
+        boxes = rois_r[rows, 1:].repeat_interleave(NUM_CLASSES, 0)
+        expected = coder.decode(boxes, deltas, max_shape=meta['img_shape']).view(5, -1)
+        torch.testing.assert_close(result.bboxes, expected)
+
+
+def test_pc_options_reach_the_losses(tiny_roi_head, roi_inputs):
+    """Margins, loss weights and foreground_only other than the defaults, set in the head's config,
+    are the ones M_cls and M_loc use: the head's PC losses equal the modules built from the same
+    options on the head's own scores and IoUs (and differ from the defaults')."""
+    pc_cls = dict(type='ProgressiveConstraintCls', margin_cls=0.4, loss_weight=0.5,
+                  foreground_only=True)
+    pc_loc = dict(type='ProgressiveConstraintLoc', margin_reg=0.3, loss_weight=3.0)
+    head = tiny_roi_head(pc_cls=pc_cls, pc_loc=pc_loc)
+    feats, proposals, samples = roi_inputs(num_items=[3, 2])
+    sampling_results = demo_mm_sampling_results(
+        proposals, [s.gt_instances for s in samples], sampler_cfg=head.train_cfg.sampler)
+    out = head.bbox_loss(feats, sampling_results)
+    cls_args = (out['sibling_cls_score'], out['cls_score'], out['bbox_targets'][0])
+    loc_args = _hand_pc_ious(head, out, sampling_results, out['rois_r'])
+    for key, cfg, args in (('loss_pc_cls', pc_cls, cls_args), ('loss_pc_loc', pc_loc, loc_args)):
+        expected = MODELS.build(cfg)(*args)
+        assert expected > 0, key
+        torch.testing.assert_close(out['loss_bbox'][key], expected)
+        default = MODELS.build(dict(type=cfg['type']))(*args)
+        assert not torch.allclose(out['loss_bbox'][key], default), key
+
+
 def _delta_r_grad_through_targets(head, roi_inputs):
     """Gradient of the TSD box loss alone on F_r's last layer, with the pooling's offset gradient
     switched off (the extractor sees detached offsets): what is left reaches delta_r only through
@@ -241,24 +375,30 @@ def _forbid_sibling(head):
 
 @pytest.mark.parametrize('rescale', [False, True])
 @pytest.mark.parametrize('with_test_cfg', [True, False])
+@pytest.mark.parametrize('num_proposals', [(20, 20), (1, 0), (0, 0)])
 def test_predict_bbox_matches_standard_roi_head(tiny_roi_head, tiny_model_cfg, roi_inputs,
-                                                rescale, with_test_cfg):
+                                                rescale, with_test_cfg, num_proposals):
+    """Same structure as StandardRoIHead's, also for one proposal in all and for none (mmdet's
+    empty results: (0, 4) boxes, and (0,) or, without a test config, (0, C + 1) scores)."""
     tsd, standard = tiny_roi_head().eval(), _standard_roi_head(tiny_model_cfg)
     _forbid_sibling(tsd)
     feats, proposals, samples = roi_inputs()
+    proposals = [proposal[:n] for proposal, n in zip(proposals, num_proposals)]
     metas = [s.metainfo for s in samples]
     results = []
     for head in (tsd, standard):
         test_cfg = head.test_cfg if with_test_cfg else None
         results.append(head.predict_bbox(feats, metas, copy.deepcopy(proposals), test_cfg, rescale))
     assert len(results[0]) == len(results[1]) == 2
-    for ours, theirs in zip(*results):
+    for ours, theirs, n in zip(*results, num_proposals):
         assert type(ours) is type(theirs) and set(ours.keys()) == set(theirs.keys())
         for key in theirs.keys():
             assert ours[key].dtype == theirs[key].dtype
             assert ours[key].shape[1:] == theirs[key].shape[1:]
-            if not with_test_cfg:  # raw per-RoI outputs: same shapes exactly
+            if not with_test_cfg or n == 0:  # raw per-RoI outputs: same shapes exactly
                 assert ours[key].shape == theirs[key].shape
+        if not with_test_cfg:
+            assert len(ours.bboxes) == n
 
 
 def test_predict_decodes_from_rois_r(tiny_roi_head, roi_inputs):
@@ -306,8 +446,9 @@ def test_detector_predict_without_sibling(tiny_detector, batch):
     [({}, SIBLING_KEYS | TSD_KEYS | PC_KEYS),
      (dict(pc_cls=None, pc_loc=None), SIBLING_KEYS | TSD_KEYS),
      (dict(pc_loc=None), SIBLING_KEYS | TSD_KEYS | {'loss_pc_cls'}),
+     (dict(pc_cls=None), SIBLING_KEYS | TSD_KEYS | {'loss_pc_loc'}),
      (NO_SIBLING, TSD_KEYS)],
-    ids=['tsd+pc', 'pc-off', 'pc-cls-only', 'sibling-off'])
+    ids=['tsd+pc', 'pc-off', 'pc-cls-only', 'pc-loc-only', 'sibling-off'])
 def test_options(tiny_roi_head, roi_inputs, cls_manner, reg_manner, options, expected):
     head = tiny_roi_head(bbox_head=dict(cls_manner=cls_manner, reg_manner=reg_manner), **options)
     losses = _loss(head, roi_inputs)
@@ -324,6 +465,8 @@ def test_configuration_errors(tiny_roi_head, tiny_model_cfg):
         tiny_roi_head(sibling_head=None)
     with pytest.raises(ValueError, match='sibling_head'):
         tiny_roi_head(sibling_head=None, pc_cls=None)
+    with pytest.raises(ValueError, match='does not support shared_head'):
+        tiny_roi_head(shared_head=dict(type='ResLayer', depth=50))
     with pytest.raises(TypeError, match='TSDRoIExtractor'):
         tiny_roi_head(bbox_roi_extractor=dict(
             type='SingleRoIExtractor', roi_layer=dict(type='RoIAlign', output_size=7)))
