@@ -125,15 +125,13 @@ def _degenerate(data, boxes):
     return [f"{a['image_id']} ({names[a['image_id']]})" for a in coco['annotations'][:len(boxes)]]
 
 
-def test_boxes_under_one_pixel_are_reported_and_dropped(tiny_data, tmp_path, capsys):
+def test_boxes_under_one_pixel_are_reported_and_dropped(tiny_data, tmp_path, logged):
     """COCO: mmdet's CocoDataset skips them while reading; the check says how many, where."""
     data = _copy(tiny_data, tmp_path)
     images = _degenerate(data, [[10, 10, 0.5, 20], [5, 5, 12, 0.0], [1, 1, 1.0, 1.0]])
     dc.check_datasets(_cfg(data), ('train', 'val'))
-    printed = capsys.readouterr()
-    warnings = [line.split(' - WARNING - ', 1)[1] for line in
-                (printed.out + printed.err).splitlines() if 'narrower or lower' in line]
-    assert len(warnings) == 1, printed
+    warnings = [msg for level, msg in logged if 'narrower or lower' in msg]
+    assert len(warnings) == 1 and ('WARNING', warnings[0]) in logged, logged
     first = dict.fromkeys(images[:2])
     assert warnings[0] == (
         f'2 training boxes narrower or lower than one pixel in {data}/annotations/'

@@ -221,15 +221,13 @@ def _thin_box(data, width_px):
     return rows[1][0]
 
 
-def test_boxes_under_one_pixel_dropped_by_the_pipeline(data, capsys):
+def test_boxes_under_one_pixel_dropped_by_the_pipeline(data, logged):
     """OpenImages: a box 0.6 px wide (after the fractions are scaled by the image's width) is
     reported with its image and dropped by the train pipeline's FilterAnnotations."""
     image = _thin_box(data, 0.6)
     dc.check_datasets(_cfg(data), ('train',))
-    printed = capsys.readouterr()
-    warnings = [line for line in (printed.out + printed.err).splitlines()
-                if 'narrower or lower than one pixel' in line]
-    assert len(warnings) == 1 and warnings[0].endswith(
+    warnings = [msg for level, msg in logged if 'narrower or lower than one pixel' in msg]
+    assert len(warnings) == 1 and ('WARNING', warnings[0]) in logged and warnings[0].endswith(
         f"(image {image}): dropped by FilterAnnotations(min_gt_bbox_wh=(1, 1)) in the train "
         'pipeline'), warnings
 
@@ -246,7 +244,8 @@ def test_boxes_under_one_pixel_refused_without_a_filter(data):
     assert 'train_dataloader.dataset.pipeline' in message
 
 
-def test_boxes_of_one_pixel_or_more_pass(data, capsys):
+def test_boxes_of_one_pixel_or_more_pass(data, logged):
     _thin_box(data, 1.5)
     dc.check_datasets(_cfg(data), ('train',))
-    assert 'narrower or lower' not in capsys.readouterr().out
+    assert logged and logged[-1][1].startswith('dataset check passed'), logged
+    assert not [msg for _, msg in logged if 'narrower or lower' in msg], logged
