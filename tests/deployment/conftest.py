@@ -9,11 +9,11 @@ import os.path as osp
 
 import pytest
 import torch
-from mmdet.structures.bbox import bbox_overlaps
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 import tsd_mmdet  # noqa: F401  (registers TSD's modules)
+from tsd_mmdet import deployment
 from tsd_mmdet.deployment import OnnxDetector, config_classes, export_detector
 from tsd_mmdet.utils.baseline_to_tsd import build_initialised_model
 
@@ -57,22 +57,16 @@ def random_detector(cfg: Config) -> torch.nn.Module:
     return detector.eval()
 
 
-def match_detections(want: dict, got: dict, iou: float = 0.99, score: float = 1e-3) -> list[int]:
-    """Index of the row of ``got`` matched to each detection of ``want``: same label, IoU >= iou
-    and |score difference| <= score, each row used once (``want`` best first). Fails the test
-    naming the first detection left unmatched. Both: ``bboxes`` (n, 4), ``scores``, ``labels``."""
-    ious = bbox_overlaps(want['bboxes'], got['bboxes'])
-    free = torch.ones(len(got['labels']), dtype=torch.bool)
-    matches = []
-    for i in range(len(want['labels'])):
-        ok = (free & (got['labels'] == want['labels'][i]) & (ious[i] >= iou)
-              & ((got['scores'] - want['scores'][i]).abs() <= score))
-        assert ok.any(), (f"detection {i} (label {int(want['labels'][i])}, score "
-                          f"{float(want['scores'][i]):.4f}) has no match")
-        j = int(torch.where(ok, ious[i], -1).argmax())
-        free[j] = False
-        matches.append(j)
-    return matches
+def match_detections(want: dict, got: dict) -> list[int]:
+    """Index of the row of ``got`` matched to each detection of ``want`` by the package's
+    :func:`~tsd_mmdet.deployment.match_detections` (same label, IoU >= 0.99, |score difference|
+    <= 1e-3, each row used once, ``want`` best first). Fails the test naming the first detection
+    left unmatched. Both: ``bboxes`` (n, 4), ``scores``, ``labels``."""
+    pairs, unmatched = deployment.match_detections(want, got)
+    for i in unmatched[:1]:
+        raise AssertionError(f"detection {i} (label {int(want['labels'][i])}, score "
+                             f"{float(want['scores'][i]):.4f}) has no match")
+    return [j for _, j in pairs]
 
 
 class Exported:
@@ -94,7 +88,13 @@ def match():
     return match_detections
 
 
-@pytest.fixture
+@pytest.fixture(scope='module')
+def random_model():
+    """Factory: ``random_model(cfg)`` -> :func:`random_detector`."""
+    return random_detector
+
+
+@pytest.fixture(scope='module')
 def shapes_cfg():
     """Factory: ``shapes_cfg(name)`` -> :func:`shapes_config`, a fresh copy each call."""
     return shapes_config

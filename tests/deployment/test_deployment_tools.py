@@ -60,10 +60,14 @@ def test_pytorch2onnx_checks_its_export(trained):
     assert osp.isfile(model)
     assert '[1/3] exporting' in log and 'onnx.checker: passed' in log
     assert f'ONNX Runtime against PyTorch on {data}val/' in log  # a real test image
-    found = re.search(r'(\d+) detections; labels differ in (\d+) rows; largest difference of '
-                      r'boxes and scores (\S+)', log)
+    # Matched one to one, not row by row: a 2-iteration model has many near-equal scores, whose
+    # order float rounding may swap (row by row, CI once saw a "difference" of 40 px so).
+    found = re.search(r'(\d+) detections \(ONNX Runtime: (\d+)\); (\d+) without a match'
+                      r'(?: \(and (\d+) tied at the max_per_img cut\))?; largest difference of '
+                      r'boxes and scores (\S+) \(matched pairs\)', log)
     assert found, log[-2000:]
-    assert int(found[1]) > 0 and int(found[2]) == 0 and float(found[3]) < 1e-3
+    assert int(found[1]) > 0 and found[1] == found[2] and int(found[3]) == 0, found[0]
+    assert int(found[4] or 0) <= 2 and float(found[5]) < 1e-3, found[0]
 
 
 def test_test_onnx_predicts_what_test_py_predicts(trained, match, tmp_path):

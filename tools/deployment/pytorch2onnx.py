@@ -7,9 +7,10 @@ contract of the exported graph and what does not export.
         [--cfg-options ...]
 
 Writes MODEL.onnx, checks it with onnx.checker, runs it with ONNX Runtime on one image (the
-config's first test image, or a random one where the test set cannot be read) and prints the
-largest difference to PyTorch's outputs. A config or checkpoint that cannot be exported stops with
-one line (``export error: ...``) naming the module or the mismatch.
+config's first test image, or a random one where the test set cannot be read) and prints how
+many of PyTorch's detections it matches one to one (same label, IoU >= 0.99, score within 1e-3)
+and the largest difference over the matched pairs. A config or checkpoint that cannot be exported
+stops with one line (``export error: ...``) naming the module or the mismatch.
 """
 import argparse
 import time
@@ -62,9 +63,11 @@ def main() -> None:
         diff = compare_with_pytorch(detector, OnnxDetector(args.out), image)
     except ExportError as e:
         raise SystemExit(f'export error: {e}') from None
-    print(f"{diff['detections']} detections; labels differ in {diff['label_mismatches']} rows; "
-          f"largest difference of boxes and scores {diff['dets']:.3g}"
-          + (f", of mask probabilities {diff['masks']:.3g}" if 'masks' in diff else ''))
+    ties = f" (and {diff['cut_ties']} tied at the max_per_img cut)" if diff['cut_ties'] else ''
+    print(f"{diff['detections']} detections (ONNX Runtime: {diff['onnx_detections']}); "
+          f"{diff['unmatched']} without a match{ties}; largest difference of boxes and scores "
+          f"{diff['dets']:.3g}" + (f", of mask probabilities {diff['masks']:.3g}"
+                                   if 'masks' in diff else '') + ' (matched pairs)')
 
 
 if __name__ == '__main__':

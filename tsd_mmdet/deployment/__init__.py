@@ -12,6 +12,7 @@ from .export import (
     config_classes,
     export_detector,
     load_detector,
+    match_detections,
     sample_image,
     test_input_shape,
 )
@@ -22,6 +23,7 @@ __all__ = [
     'CUSTOM_TRANSLATION_TABLE', 'OPSET', 'ExportDetector', 'ExportError', 'ExportRoIExtractor',
     'OnnxDetector', 'OnnxRuntimeDetector', 'benchmark_latency', 'check_config',
     'check_exportable', 'compare_with_pytorch', 'config_classes', 'deform_roi_align_onnx',
-    'evaluate_onnx', 'export_detector', 'load_detector', 'profile_onnx', 'sample_image',
+    'evaluate_onnx', 'export_detector', 'load_detector', 'match_detections', 'profile_onnx',
+    'sample_image',
     'test_input_shape', 'to_instances'
 ]

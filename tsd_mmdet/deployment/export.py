@@ -13,6 +13,7 @@ import warnings
 import onnx
 import torch
 from mmdet.registry import DATASETS, MODELS
+from mmdet.structures.bbox import bbox_overlaps
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmengine.runner import load_checkpoint
@@ -28,7 +29,8 @@ from .detector import ExportDetector
 from .onnx_ops import CUSTOM_TRANSLATION_TABLE, OPSET
 
 __all__ = ['METADATA_KEY', 'compare_with_pytorch', 'config_classes', 'export_detector',
-           'load_detector', 'model_metadata', 'sample_image', 'test_input_shape']
+           'load_detector', 'match_detections', 'model_metadata', 'sample_image',
+           'test_input_shape']
 
 METADATA_KEY = 'tsd_mmdet'  # the ONNX metadata entry that describes the export (JSON)
 
@@ -195,8 +197,43 @@ def sample_image(cfg: Config, shape: tuple[int, int]) -> tuple[torch.Tensor, str
     return item['inputs'][None].float(), f"{item['data_samples'].img_path}"
 
 
+MATCH_IOU = 0.99  # a detection of ONNX Runtime matches PyTorch's: same label, IoU >= this,
+MATCH_SCORE = 1e-3  # and scores within this
+
+
+def match_detections(ours: dict, theirs: dict) -> tuple[list[tuple[int, int]], list[int]]:
+    """Pair two detectors' outputs on one image one to one, as a reader would compare them.
+
+    Rows are not compared in order: detections whose scores differ by float rounding only (a
+    barely trained model has many) may come out in either order. Each of ``ours`` (best first)
+    takes the free row of ``theirs`` with the same label, IoU >= ``MATCH_IOU`` and score within
+    ``MATCH_SCORE`` that overlaps it most.
+
+    Args:
+        ours, theirs (dict): ``bboxes`` (n, 4), ``scores`` (n,), ``labels`` (n,) tensors, the
+            valid rows only.
+
+    Returns:
+        tuple[list, list]: the matched ``(ours, theirs)`` row pairs, and the rows of ``ours``
+        without a match.
+    """
+    ious = bbox_overlaps(ours['bboxes'], theirs['bboxes'])
+    free = torch.ones(len(theirs['labels']), dtype=torch.bool)
+    pairs, unmatched = [], []
+    for i in range(len(ours['labels'])):
+        ok = (free & (theirs['labels'] == ours['labels'][i]) & (ious[i] >= MATCH_IOU)
+              & ((theirs['scores'] - ours['scores'][i]).abs() <= MATCH_SCORE))
+        if not ok.any():
+            unmatched.append(i)
+            continue
+        j = int(torch.where(ok, ious[i], -1).argmax())
+        free[j] = False
+        pairs.append((i, j))
+    return pairs, unmatched
+
+
 def compare_with_pytorch(detector: nn.Module, onnx_detector, image: torch.Tensor) -> dict:
-    """Largest differences between ONNX Runtime's outputs and PyTorch's on one image.
+    """ONNX Runtime's detections against PyTorch's on one image, matched one to one.
 
     Args:
         detector (nn.Module): The exported detector.
@@ -204,16 +241,33 @@ def compare_with_pytorch(detector: nn.Module, onnx_detector, image: torch.Tensor
         image (Tensor): (1, 3, H, W) input.
 
     Returns:
-        dict: ``detections`` (rows of PyTorch), ``label_mismatches`` (rows whose labels differ),
-        ``dets`` (max abs difference of boxes and scores over rows with the same label) and,
-        with masks, ``masks`` (max abs difference).
+        dict: ``detections`` and ``onnx_detections`` (valid rows of each), ``unmatched`` (rows of
+        PyTorch without a match in ONNX Runtime's, :func:`match_detections`), ``cut_ties`` (of
+        those, the ones that are a tie at the ``max_per_img`` cut: both outputs full and the
+        score within ``MATCH_SCORE`` of PyTorch's last, so either detector may keep it),
+        ``dets`` (largest absolute difference of box coordinates and scores over the matched
+        pairs) and, with masks, ``masks`` (likewise for the mask probabilities).
     """
     with torch.no_grad():
-        ours = [t[0].numpy() for t in ExportDetector(detector)(image)]
-    theirs = onnx_detector(image.numpy())
-    same = ours[1] == theirs['labels'][0]
-    result = dict(detections=int((ours[1] >= 0).sum()), label_mismatches=int((~same).sum()),
-                  dets=float(abs(ours[0][same] - theirs['dets'][0][same]).max(initial=0)))
+        ours = [t[0] for t in ExportDetector(detector)(image)]
+    theirs = {k: torch.from_numpy(v[0]) for k, v in onnx_detector(image.numpy()).items()}
+    mine, other = ours[1] >= 0, theirs['labels'] >= 0
+
+    def rows(dets, labels, valid):
+        return dict(bboxes=dets[valid, :4], scores=dets[valid, 4], labels=labels[valid])
+
+    a, b = rows(ours[0], ours[1], mine), rows(theirs['dets'], theirs['labels'], other)
+    pairs, unmatched = match_detections(a, b)
+    full = bool(mine.all() and other.all())
+    last = float(a['scores'].min()) if len(a['scores']) else 0.0
+    ties = [i for i in unmatched if full and float(a['scores'][i]) <= last + MATCH_SCORE]
+    i = torch.tensor([p[0] for p in pairs], dtype=torch.long)
+    j = torch.tensor([p[1] for p in pairs], dtype=torch.long)
+    dets_a, dets_b = ours[0][mine][i], theirs['dets'][other][j]
+    result = dict(detections=int(mine.sum()), onnx_detections=int(other.sum()),
+                  unmatched=len(unmatched) - len(ties), cut_ties=len(ties),
+                  dets=float((dets_a - dets_b).abs().max()) if len(pairs) else 0.0)
     if onnx_detector.with_mask:
-        result['masks'] = float(abs(ours[2][same] - theirs['masks'][0][same]).max(initial=0))
+        masks_a, masks_b = ours[2][mine][i], theirs['masks'][other][j]
+        result['masks'] = float((masks_a - masks_b).abs().max()) if len(pairs) else 0.0
     return result
