@@ -12,6 +12,7 @@ import sys
 
 import pytest
 
+from tsd_mmdet import deployment
 from tsd_mmdet.datasets import shapes
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -70,7 +71,7 @@ def test_pytorch2onnx_checks_its_export(trained):
     assert int(found[4] or 0) <= 2 and float(found[5]) < 1e-3, found[0]
 
 
-def test_test_onnx_predicts_what_test_py_predicts(trained, match, tmp_path):
+def test_test_onnx_predicts_what_test_py_predicts(trained, tmp_path):
     data, checkpoint, model, _ = trained
     options = ['--cfg-options', f'data_root={data}', *TEST]
     onnx_log = _ok(_run(osp.join(TOOLS, 'deployment', 'test_onnx.py'), TSD, model, '--out',
@@ -83,15 +84,23 @@ def test_test_onnx_predicts_what_test_py_predicts(trained, match, tmp_path):
         assert 'Average Precision  (AP) @[ IoU=0.50:0.95 | area=   all' in log
     metrics = [re.search(r'coco/bbox_mAP: (\S+)\s+coco/bbox_mAP_50: (\S+)', log).groups()
                for log in (onnx_log, torch_log)]
-    assert metrics[0] == metrics[1]
+    # Equal so far; within the issue's 0.1 point, should a tie at the 100-detection cut swap.
+    assert all(abs(float(a) - float(b)) <= 1e-3 for a, b in zip(*metrics)), metrics
     with open(tmp_path / 'onnx.pkl', 'rb') as f:
         ours = pickle.load(f)
     with open(tmp_path / 'torch.pkl', 'rb') as f:
         theirs = pickle.load(f)
     assert [r['img_path'] for r in ours] == [r['img_path'] for r in theirs] and len(ours) == 4
     for a, b in zip(ours, theirs):  # in the original image's pixels
-        assert len(a['pred_instances']['labels']) == len(b['pred_instances']['labels']) > 0
-        match(b['pred_instances'], a['pred_instances'])
+        want, got = b['pred_instances'], a['pred_instances']
+        assert len(got['labels']) == len(want['labels']) > 0
+        # One to one; a detection tied with the last one kept (score within 1e-3 of it, both
+        # outputs full at max_per_img = 100) may be kept by either backend.
+        pairs, unmatched = deployment.match_detections(want, got)
+        last = float(want['scores'].min())
+        assert len(unmatched) <= 2 and all(
+            len(want['labels']) == 100 and float(want['scores'][i]) <= last + 1e-3
+            for i in unmatched), (unmatched, [float(want['scores'][i]) for i in unmatched], last)
 
 
 def test_one_line_errors(trained, tmp_path):
