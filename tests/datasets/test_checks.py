@@ -8,36 +8,16 @@ import shutil
 import pytest
 
 pytest.importorskip('mmdet')
-from mmengine.config import Config  # noqa: E402
 
 from tsd_mmdet.datasets import checks as dc  # noqa: E402
-from tsd_mmdet.datasets import shapes as gs  # noqa: E402
-from tsd_mmdet.utils.config import apply_data_overrides  # noqa: E402
+from tsd_mmdet.utils.config import load_config  # noqa: E402
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 BASELINE = osp.join(ROOT, 'configs', 'shapes', 'faster-rcnn_r18_fpn_shapes.py')
 
 
-@pytest.fixture(scope='module')
-def tiny_data(tmp_path_factory):
-    root = tmp_path_factory.mktemp('shapes')
-    gs.generate_dataset(str(root), num_train=8, num_val=4, min_image_size=64, max_image_size=128,
-                        max_objects=4)
-    return str(root) + '/'
-
-
-def _copy(tiny_data, tmp_path):
-    dst = tmp_path / 'data'
-    shutil.copytree(tiny_data, dst)
-    return dst
-
-
 def _cfg(data_root, config=BASELINE, **overrides):
-    cfg = Config.fromfile(config, import_custom_modules=False)
-    options = dict(data_root=str(data_root) + '/', **overrides)
-    apply_data_overrides(cfg, options)
-    cfg.merge_from_dict(options)
-    return cfg
+    return load_config(config, dict(data_root=str(data_root) + '/', **overrides))
 
 
 def test_check_passes_on_good_data(tiny_data):
@@ -52,16 +32,16 @@ def test_missing_annotation_file(tmp_path):
     assert '--cfg-options train_dataloader.dataset.data_root=' in msg
 
 
-def test_missing_image_folder(tiny_data, tmp_path):
-    data = _copy(tiny_data, tmp_path)
+def test_missing_image_folder(tiny_data, copy_of):
+    data = copy_of(tiny_data)
     shutil.rmtree(data / 'val')
     with pytest.raises(dc.DatasetCheckError, match=r'image folder .*val.* not found.*'
                        r'val_dataloader\.dataset\.data_prefix\.img'):
         dc.check_datasets(_cfg(data), ('train', 'val'))
 
 
-def test_missing_image_file(tiny_data, tmp_path):
-    data = _copy(tiny_data, tmp_path)
+def test_missing_image_file(tiny_data, copy_of):
+    data = copy_of(tiny_data)
     (data / 'train' / '000001.jpg').unlink()
     with pytest.raises(dc.DatasetCheckError, match=r'image .*000001\.jpg .*not found'):
         dc.check_datasets(_cfg(data))
@@ -72,16 +52,16 @@ def test_missing_image_file(tiny_data, tmp_path):
     ('[1, 2, 3]', 'is not COCO-shaped'),
     ('{"images": [], "annotations": [], "categories": []}', 'empty annotation file'),
 ])
-def test_bad_annotation_json(tiny_data, tmp_path, content, message):
-    data = _copy(tiny_data, tmp_path)
+def test_bad_annotation_json(tiny_data, copy_of, content, message):
+    data = copy_of(tiny_data)
     (data / 'annotations' / 'instances_train.json').write_text(content)
     with pytest.raises(dc.DatasetCheckError, match=message) as err:
         dc.check_datasets(_cfg(data))
     assert 'instances_train.json' in str(err.value)
 
 
-def test_no_annotations_is_empty(tiny_data, tmp_path):
-    data = _copy(tiny_data, tmp_path)
+def test_no_annotations_is_empty(tiny_data, copy_of):
+    data = copy_of(tiny_data)
     path = data / 'annotations' / 'instances_val.json'
     coco = json.loads(path.read_text())
     coco['annotations'] = []
@@ -125,9 +105,9 @@ def _degenerate(data, boxes):
     return [f"{a['image_id']} ({names[a['image_id']]})" for a in coco['annotations'][:len(boxes)]]
 
 
-def test_boxes_under_one_pixel_are_reported_and_dropped(tiny_data, tmp_path, logged):
+def test_boxes_under_one_pixel_are_reported_and_dropped(tiny_data, copy_of, logged):
     """COCO: mmdet's CocoDataset skips them while reading; the check says how many, where."""
-    data = _copy(tiny_data, tmp_path)
+    data = copy_of(tiny_data)
     images = _degenerate(data, [[10, 10, 0.5, 20], [5, 5, 12, 0.0], [1, 1, 1.0, 1.0]])
     dc.check_datasets(_cfg(data), ('train', 'val'))
     warnings = [msg for level, msg in logged if 'narrower or lower' in msg]
@@ -139,8 +119,8 @@ def test_boxes_under_one_pixel_are_reported_and_dropped(tiny_data, tmp_path, log
         'dropped by CocoDataset, which skips them while reading the json')
 
 
-def test_boxes_under_one_pixel_refused_by_option(tiny_data, tmp_path):
-    data = _copy(tiny_data, tmp_path)
+def test_boxes_under_one_pixel_refused_by_option(tiny_data, copy_of):
+    data = copy_of(tiny_data)
     images = _degenerate(data, [[10, 10, 0.0, 20]])
     cfg = _cfg(data, **{'dataset_check.degenerate_boxes': 'error'})
     with pytest.raises(dc.DatasetCheckError, match=r'^1 training box narrower or lower than one '
@@ -152,8 +132,8 @@ def test_boxes_under_one_pixel_refused_by_option(tiny_data, tmp_path):
         dc.check_datasets(cfg, ('train',))
 
 
-def test_validation_boxes_under_one_pixel_are_left_to_the_metric(tiny_data, tmp_path):
-    data = _copy(tiny_data, tmp_path)
+def test_validation_boxes_under_one_pixel_are_left_to_the_metric(tiny_data, copy_of):
+    data = copy_of(tiny_data)
     path = data / 'annotations' / 'instances_val.json'
     coco = json.loads(path.read_text())
     coco['annotations'][0]['bbox'][2] = 0.0

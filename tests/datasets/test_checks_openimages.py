@@ -4,7 +4,6 @@ import csv
 import json
 import os.path as osp
 import pickle
-import shutil
 
 import pytest
 
@@ -13,7 +12,7 @@ from mmengine.config import Config  # noqa: E402
 
 from tsd_mmdet.datasets import checks as dc  # noqa: E402
 from tsd_mmdet.datasets import shapes as gs  # noqa: E402
-from tsd_mmdet.utils.config import apply_data_overrides  # noqa: E402
+from tsd_mmdet.utils.config import load_config  # noqa: E402
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOLS = osp.join(ROOT, 'tools')
@@ -24,30 +23,14 @@ TRAIN_KEY = 'train_dataloader.dataset'
 FILES = gs.OPENIMAGES_FILES
 
 
-@pytest.fixture(scope='module')
-def tiny_openimages(tmp_path_factory):
-    coco = tmp_path_factory.mktemp('shapes')
-    root = tmp_path_factory.mktemp('shapes_openimages')
-    gs.generate_dataset(str(coco), num_train=6, num_val=3, min_image_size=64, max_image_size=128,
-                        max_objects=4)
-    gs.generate_openimages(str(root), str(coco))
-    return root
-
-
 @pytest.fixture
-def data(tiny_openimages, tmp_path):
-    """A copy to break."""
-    dst = tmp_path / 'data'
-    shutil.copytree(tiny_openimages, dst)
-    return dst
+def data(tiny_openimages, copy_of):
+    """A copy to break (tiny_openimages, copy_of: tests/conftest.py)."""
+    return copy_of(tiny_openimages)
 
 
 def _cfg(data_root, **overrides):
-    cfg = Config.fromfile(CONFIG, import_custom_modules=False)
-    options = dict(data_root=f'{data_root}/', **overrides)
-    apply_data_overrides(cfg, options)
-    cfg.merge_from_dict(options)
-    return cfg
+    return load_config(CONFIG, dict(data_root=f'{data_root}/', **overrides))
 
 
 def _rows(path):
@@ -197,8 +180,6 @@ def test_ensure_default_dataset_makes_the_openimages_copy(tmp_path, monkeypatch)
     assert json.loads((root / 'manifest.json').read_text())['source']['params'] == \
         gs.DEFAULT_PARAMS
     dc.check_datasets(cfg, ('train', 'val'))
-
-
 
 
 def test_heads_sized_for_other_classes(data):

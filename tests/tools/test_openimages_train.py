@@ -2,7 +2,6 @@
 import csv
 import os
 import os.path as osp
-import shutil
 import subprocess
 import sys
 
@@ -18,22 +17,10 @@ CONFIG = osp.join(ROOT, 'configs', 'shapes', 'tsd-faster-rcnn_r18_fpn_cas_shapes
 FILES = gs.OPENIMAGES_FILES
 
 
-@pytest.fixture(scope='module')
-def tiny_openimages(tmp_path_factory):
-    coco = tmp_path_factory.mktemp('shapes')
-    root = tmp_path_factory.mktemp('shapes_openimages')
-    gs.generate_dataset(str(coco), num_train=6, num_val=3, min_image_size=64, max_image_size=128,
-                        max_objects=4)
-    gs.generate_openimages(str(root), str(coco))
-    return root
-
-
 @pytest.fixture
-def data(tiny_openimages, tmp_path):
-    """A copy to break."""
-    dst = tmp_path / 'data'
-    shutil.copytree(tiny_openimages, dst)
-    return dst
+def data(tiny_openimages, copy_of):
+    """A copy to break (tiny_openimages, copy_of: tests/conftest.py)."""
+    return copy_of(tiny_openimages)
 
 
 def _rows(path):

@@ -4,18 +4,15 @@ import json
 import os
 import os.path as osp
 import re
-import shutil
 import subprocess
 import sys
 
 import pytest
 
 pytest.importorskip('mmdet')
-from mmengine.config import Config  # noqa: E402
 from mmengine.utils import get_installed_path  # noqa: E402
 
-from tsd_mmdet.datasets import shapes as gs  # noqa: E402
-from tsd_mmdet.utils.config import apply_data_overrides, load_config  # noqa: E402
+from tsd_mmdet.utils.config import load_config  # noqa: E402
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOLS = osp.join(ROOT, 'tools')
@@ -53,26 +50,8 @@ SMALL = [
      for key in ('num_workers=0', 'persistent_workers=False')]
 
 
-@pytest.fixture(scope='module')
-def tiny_data(tmp_path_factory):
-    root = tmp_path_factory.mktemp('shapes')
-    gs.generate_dataset(str(root), num_train=8, num_val=4, min_image_size=64, max_image_size=128,
-                        max_objects=4)
-    return str(root) + '/'
-
-
-def _copy(tiny_data, tmp_path):
-    dst = tmp_path / 'data'
-    shutil.copytree(tiny_data, dst)
-    return dst
-
-
 def _cfg(data_root, config=BASELINE, **overrides):
-    cfg = Config.fromfile(config, import_custom_modules=False)
-    options = dict(data_root=str(data_root) + '/', **overrides)
-    apply_data_overrides(cfg, options)
-    cfg.merge_from_dict(options)
-    return cfg
+    return load_config(config, dict(data_root=str(data_root) + '/', **overrides))
 
 
 def _run(*args, timeout=300, pythonpath=()):
@@ -153,10 +132,10 @@ def _parse(value):
     return {'False': False, 'True': True}.get(value, value)
 
 
-def test_mmdet_train_stops_on_a_broken_annotation_file(tiny_data, tmp_path):
+def test_mmdet_train_stops_on_a_broken_annotation_file(tiny_data, copy_of, tmp_path):
     """mmdet's own tools/train.py on our config: TSDRunner (runner_type) checks the data before the
     dataset is built, so a broken json is one line, not a trace from inside pycocotools."""
-    data = _copy(tiny_data, tmp_path)
+    data = copy_of(tiny_data)
     (data / 'annotations' / 'instances_train.json').write_text('{"images": [')
     config = _dumped_config(tmp_path, data, TSD)
     out = _run(MMDET_TRAIN, config, '--work-dir', str(tmp_path / 'work'), timeout=120)
@@ -176,9 +155,9 @@ def _finite_checkpoints(work):
     return found
 
 
-def test_zero_width_training_box_is_dropped_with_a_warning(tiny_data, tmp_path):
+def test_zero_width_training_box_is_dropped_with_a_warning(tiny_data, copy_of, tmp_path):
     """Our tools/train.py (mmdet's runs the same TSDRunner check, as the test above shows)."""
-    data = _copy(tiny_data, tmp_path)
+    data = copy_of(tiny_data)
     path = data / 'annotations' / 'instances_train.json'
     coco = json.loads(path.read_text())
     coco['annotations'][0]['bbox'][2] = 0.0

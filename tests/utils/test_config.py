@@ -1,42 +1,21 @@
 """tsd_mmdet.utils.config: ``--cfg-options data_root=... metainfo.classes=...`` reach every
 dataloader, metric and head."""
 import os.path as osp
-import shutil
 
 import pytest
 
 pytest.importorskip('mmdet')
-from mmengine.config import Config  # noqa: E402
 
 from tsd_mmdet.datasets import checks as dc  # noqa: E402
-from tsd_mmdet.datasets import shapes as gs  # noqa: E402
-from tsd_mmdet.utils.config import apply_data_overrides  # noqa: E402
+from tsd_mmdet.utils.config import load_config  # noqa: E402
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 BASELINE = osp.join(ROOT, 'configs', 'shapes', 'faster-rcnn_r18_fpn_shapes.py')
 TSD = osp.join(ROOT, 'configs', 'shapes', 'tsd-faster-rcnn_r18_fpn_shapes.py')
 
 
-@pytest.fixture(scope='module')
-def tiny_data(tmp_path_factory):
-    root = tmp_path_factory.mktemp('shapes')
-    gs.generate_dataset(str(root), num_train=8, num_val=4, min_image_size=64, max_image_size=128,
-                        max_objects=4)
-    return str(root) + '/'
-
-
-def _copy(tiny_data, tmp_path):
-    dst = tmp_path / 'data'
-    shutil.copytree(tiny_data, dst)
-    return dst
-
-
 def _cfg(data_root, config=BASELINE, **overrides):
-    cfg = Config.fromfile(config, import_custom_modules=False)
-    options = dict(data_root=str(data_root) + '/', **overrides)
-    apply_data_overrides(cfg, options)
-    cfg.merge_from_dict(options)
-    return cfg
+    return load_config(config, dict(data_root=str(data_root) + '/', **overrides))
 
 
 def test_data_root_override_follows_the_datasets_not_the_variable(tiny_data, tmp_path):
