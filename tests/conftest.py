@@ -1,15 +1,22 @@
-"""Fixtures shared across tests/: the tiny generated datasets (COCO shapes and its OpenImages copy)
-and copies of them for a test to break. Not an equation of the paper: test data only."""
+"""Fixtures shared across tests/: the tiny generated datasets (COCO shapes and its OpenImages copy),
+copies of them for a test to break, running a tool as a user does, and a free port.
+Not an equation of the paper: test set-up only."""
+import os
+import os.path as osp
 import shutil
+import socket
+import subprocess
+import sys
 
 import pytest
 
-from tsd_mmdet.datasets import shapes
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
 @pytest.fixture(scope='module')
 def tiny_data(tmp_path_factory):
     """Root (with the trailing slash) of a COCO shapes dataset: 8 train and 4 val images."""
+    from tsd_mmdet.datasets import shapes  # here: tests/ops runs where only torch is installed
     root = tmp_path_factory.mktemp('shapes')
     shapes.generate_dataset(str(root), num_train=8, num_val=4, min_image_size=64,
                             max_image_size=128, max_objects=4)
@@ -19,6 +26,7 @@ def tiny_data(tmp_path_factory):
 @pytest.fixture(scope='module')
 def tiny_openimages(tmp_path_factory):
     """Root of the OpenImages copy of a COCO shapes dataset of 6 train and 3 val images."""
+    from tsd_mmdet.datasets import shapes
     coco = tmp_path_factory.mktemp('shapes')
     root = tmp_path_factory.mktemp('shapes_openimages')
     shapes.generate_dataset(str(coco), num_train=6, num_val=3, min_image_size=64,
@@ -36,3 +44,34 @@ def copy_of(tmp_path):
         return dst
 
     return copy
+
+
+@pytest.fixture(scope='session')
+def run_python():
+    """Factory: ``run_python(*args, timeout=300, pythonpath=(), ok=False)`` runs ``python *args``
+    as a user runs a tool: from the repository root, the package (and ``pythonpath``) importable,
+    output captured as text. Returns the ``CompletedProcess``; with ``ok=True`` it asserts a zero
+    exit status (showing the output's end otherwise) and returns stdout + stderr."""
+    def run(*args, timeout=300, pythonpath=(), ok=False):
+        path = os.pathsep.join(filter(None, [ROOT, *map(str, pythonpath),
+                                             os.getenv('PYTHONPATH')]))
+        out = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True,
+                             env=dict(os.environ, PYTHONPATH=path), timeout=timeout)
+        if not ok:
+            return out
+        log = out.stdout + out.stderr
+        assert out.returncode == 0, log[-5000:]
+        return log
+
+    return run
+
+
+@pytest.fixture(scope='session')
+def free_port():
+    """Factory: ``free_port()`` -> a TCP port on 127.0.0.1 free at the time of the call."""
+    def port():
+        with socket.socket() as s:
+            s.bind(('127.0.0.1', 0))
+            return s.getsockname()[1]
+
+    return port

@@ -3,12 +3,9 @@
 Not an equation of the paper: pytorch2onnx.py -> test_onnx.py against tools/test.py (same
 predictions), and their one-line errors. Every tool runs as a subprocess, as a user runs it.
 """
-import os
 import os.path as osp
 import pickle
 import re
-import subprocess
-import sys
 
 import pytest
 
@@ -29,30 +26,19 @@ TRAIN = ['train_cfg.max_iters=2', 'train_dataloader.batch_size=2', 'train_cfg.va
          'val_dataloader.persistent_workers=False']
 
 
-def _run(*args, timeout=600):
-    path = os.pathsep.join(filter(None, [ROOT, os.getenv('PYTHONPATH')]))
-    return subprocess.run([sys.executable, *args], cwd=ROOT, env=dict(os.environ, PYTHONPATH=path),
-                          capture_output=True, text=True, timeout=timeout)
-
-
-def _ok(out):
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    return out.stdout + out.stderr
-
-
 @pytest.fixture(scope='module')
-def trained(tmp_path_factory):
+def trained(tmp_path_factory, run_python):
     """(data root, checkpoint, exported ONNX file, pytorch2onnx's output) of a 2-iteration run."""
     root = tmp_path_factory.mktemp('tools')
     data = str(root / 'data') + '/'
     shapes.generate_dataset(data, num_train=8, num_val=4, min_image_size=64, max_image_size=128,
                             max_objects=4)
-    _ok(_run(osp.join(TOOLS, 'train.py'), TSD, '--work-dir', str(root / 'work'),
-             '--cfg-options', f'data_root={data}', *TRAIN, *TEST))
+    run_python(osp.join(TOOLS, 'train.py'), TSD, '--work-dir', str(root / 'work'),
+               '--cfg-options', f'data_root={data}', *TRAIN, *TEST, timeout=600, ok=True)
     checkpoint = str(root / 'work' / 'iter_2.pth')
     model = str(root / 'tsd.onnx')
-    log = _ok(_run(osp.join(TOOLS, 'deployment', 'pytorch2onnx.py'), TSD, checkpoint, '--out',
-                   model, '--cfg-options', f'data_root={data}', *TEST))
+    log = run_python(osp.join(TOOLS, 'deployment', 'pytorch2onnx.py'), TSD, checkpoint, '--out',
+                     model, '--cfg-options', f'data_root={data}', *TEST, timeout=600, ok=True)
     return data, checkpoint, model, log
 
 
@@ -71,15 +57,15 @@ def test_pytorch2onnx_checks_its_export(trained):
     assert int(found[4] or 0) <= 2 and float(found[5]) < 1e-3, found[0]
 
 
-def test_test_onnx_predicts_what_test_py_predicts(trained, tmp_path):
+def test_test_onnx_predicts_what_test_py_predicts(trained, tmp_path, run_python):
     data, checkpoint, model, _ = trained
     options = ['--cfg-options', f'data_root={data}', *TEST]
-    onnx_log = _ok(_run(osp.join(TOOLS, 'deployment', 'test_onnx.py'), TSD, model, '--out',
-                        str(tmp_path / 'onnx.pkl'), '--work-dir', str(tmp_path / 'onnx'),
-                        *options))
-    torch_log = _ok(_run(osp.join(TOOLS, 'test.py'), TSD, checkpoint, '--out',
-                         str(tmp_path / 'torch.pkl'), '--work-dir', str(tmp_path / 'torch'),
-                         *options))
+    onnx_log = run_python(osp.join(TOOLS, 'deployment', 'test_onnx.py'), TSD, model, '--out',
+                          str(tmp_path / 'onnx.pkl'), '--work-dir', str(tmp_path / 'onnx'),
+                          *options, timeout=600, ok=True)
+    torch_log = run_python(osp.join(TOOLS, 'test.py'), TSD, checkpoint, '--out',
+                           str(tmp_path / 'torch.pkl'), '--work-dir', str(tmp_path / 'torch'),
+                           *options, timeout=600, ok=True)
     for log in (onnx_log, torch_log):  # the same table: COCO's summary and the metrics line
         assert 'Average Precision  (AP) @[ IoU=0.50:0.95 | area=   all' in log
     metrics = [re.search(r'coco/bbox_mAP: (\S+)\s+coco/bbox_mAP_50: (\S+)', log).groups()
@@ -103,25 +89,26 @@ def test_test_onnx_predicts_what_test_py_predicts(trained, tmp_path):
             for i in unmatched), (unmatched, [float(want['scores'][i]) for i in unmatched], last)
 
 
-def test_one_line_errors(trained, tmp_path):
+def test_one_line_errors(trained, tmp_path, run_python):
     data, checkpoint, model, _ = trained
-    out = _run(osp.join(TOOLS, 'deployment', 'pytorch2onnx.py'), TSD, checkpoint, '--out',
-               str(tmp_path / 'x.onnx'), '--cfg-options', f'data_root={data}',
-               'metainfo.classes=[a,b,c,d,e,f]')
+    out = run_python(osp.join(TOOLS, 'deployment', 'pytorch2onnx.py'), TSD, checkpoint, '--out',
+                     str(tmp_path / 'x.onnx'), '--cfg-options', f'data_root={data}',
+                     'metainfo.classes=[a,b,c,d,e,f]', timeout=600)
     assert out.returncode != 0
     assert out.stderr.strip().splitlines()[-1].startswith(
         f'export error: checkpoint {checkpoint} was trained on classes')
     assert not (tmp_path / 'x.onnx').exists()
-    out = _run(osp.join(TOOLS, 'deployment', 'test_onnx.py'), TSD, model, '--work-dir',
-               str(tmp_path), '--cfg-options', f'data_root={data}', *TEST,
-               'model.test_cfg.rcnn.max_per_img=50')
+    out = run_python(osp.join(TOOLS, 'deployment', 'test_onnx.py'), TSD, model, '--work-dir',
+                     str(tmp_path), '--cfg-options', f'data_root={data}', *TEST,
+                     'model.test_cfg.rcnn.max_per_img=50', timeout=600)
     assert out.returncode != 0
     last = out.stderr.strip().splitlines()[-1]
     assert last.startswith(f'export error: {model} was exported with model.test_cfg.rcnn = ')
     assert last.endswith('export it again with the same --cfg-options')
 
 
-def test_benchmark_tool_parses():
-    log = _ok(_run(osp.join(TOOLS, 'deployment', 'benchmark_onnx.py'), '--help', timeout=120))
+def test_benchmark_tool_parses(run_python):
+    log = run_python(osp.join(TOOLS, 'deployment', 'benchmark_onnx.py'), '--help', timeout=120,
+                     ok=True)
     for flag in ('--checkpoints', '--shape', '--threads', '--repeats', '--warmup', '--profile'):
         assert flag in log

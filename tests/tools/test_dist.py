@@ -5,7 +5,6 @@ node."""
 import os
 import os.path as osp
 import re
-import socket
 import subprocess
 import sys
 
@@ -22,15 +21,8 @@ BASELINE = osp.join(ROOT, 'configs', 'shapes', 'faster-rcnn_r18_fpn_shapes.py')
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason='tests the CPU fallback')
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
-
 @no_cuda
-def test_dist_train_two_cpu_ranks(tmp_path):
+def test_dist_train_two_cpu_ranks(tmp_path, free_port):
     data = tmp_path / 'data'
     gs.generate_dataset(str(data), num_train=8, num_val=4, min_image_size=64, max_image_size=128,
                         max_objects=4)
@@ -42,7 +34,7 @@ def test_dist_train_two_cpu_ranks(tmp_path):
         'val_dataloader.dataset.pipeline.1.scale=(128,128)',
     ] + [f'{split}_dataloader.{key}' for split in ('train', 'val')
          for key in ('num_workers=0', 'persistent_workers=False')]
-    env = dict(os.environ, PYTHON=sys.executable, PORT=str(_free_port()), OMP_NUM_THREADS='1')
+    env = dict(os.environ, PYTHON=sys.executable, PORT=str(free_port()), OMP_NUM_THREADS='1')
     out = subprocess.run(
         ['bash', osp.join(TOOLS, 'dist_train.sh'), BASELINE, '2', '--work-dir', str(work),
          '--cfg-options', *options],
@@ -85,7 +77,7 @@ FAKE_SCONTROL = """#!/usr/bin/env bash
 
 
 @no_cuda
-def test_slurm_train_and_test_two_cpu_tasks(tmp_path):
+def test_slurm_train_and_test_two_cpu_tasks(tmp_path, free_port):
     data = tmp_path / 'data'
     gs.generate_dataset(str(data), num_train=8, num_val=4, min_image_size=64, max_image_size=128,
                         max_objects=4)
@@ -104,7 +96,7 @@ def test_slurm_train_and_test_two_cpu_tasks(tmp_path):
     ] + [f'{split}_dataloader.{key}' for split in ('train', 'val', 'test')
          for key in ('num_workers=0', 'persistent_workers=False')]
     env = dict(os.environ, PATH=f'{bin_dir}{os.pathsep}{os.environ["PATH"]}',
-               PYTHON=sys.executable, GPUS='2', GPUS_PER_NODE='2', MASTER_PORT=str(_free_port()),
+               PYTHON=sys.executable, GPUS='2', GPUS_PER_NODE='2', MASTER_PORT=str(free_port()),
                OMP_NUM_THREADS='1')
     out = subprocess.run(
         ['bash', osp.join(TOOLS, 'slurm_train.sh'), 'cpu', 'tsd', BASELINE, str(work),
@@ -118,7 +110,7 @@ def test_slurm_train_and_test_two_cpu_tasks(tmp_path):
     assert re.search(r'Iter\(train\) \[2/2\]', log)
     assert (work / 'iter_2.pth').is_file()
 
-    env['MASTER_PORT'] = str(_free_port())
+    env['MASTER_PORT'] = str(free_port())
     out = subprocess.run(
         ['bash', osp.join(TOOLS, 'slurm_test.sh'), 'cpu', 'tsd', BASELINE,
          str(work / 'iter_2.pth'), '--work-dir', str(work / 'test'), '--cfg-options', *options],

@@ -1,9 +1,6 @@
 """tools/train.py on bad OpenImages V6 data: one line before training (TSDRunner's checks)."""
 import csv
-import os
 import os.path as osp
-import subprocess
-import sys
 
 import pytest
 
@@ -33,17 +30,13 @@ def _write_rows(path, rows):
         csv.writer(f, lineterminator='\n').writerows(rows)
 
 
-def test_train_stops_on_bad_openimages_data_before_training(data, tmp_path):
+def test_train_stops_on_bad_openimages_data_before_training(data, tmp_path, run_python):
     path = data / FILES['train_ann_file']
     rows = _rows(path)
     rows[1][5] = '1.5'
     _write_rows(path, rows)
-    out = subprocess.run(
-        [sys.executable, osp.join(TOOLS, 'train.py'), CONFIG, '--work-dir', str(tmp_path / 'w'),
-         '--cfg-options', f'data_root={data}/'],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
-        env=dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.getenv(
-            'PYTHONPATH')]))))
+    out = run_python(osp.join(TOOLS, 'train.py'), CONFIG, '--work-dir', str(tmp_path / 'w'),
+                     '--cfg-options', f'data_root={data}/', timeout=120)
     assert out.returncode != 0
     assert 'dataset error: line 2 of' in out.stderr and 'is not inside [0, 1]' in out.stderr
     assert 'Traceback' not in out.stderr

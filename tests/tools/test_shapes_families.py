@@ -2,11 +2,8 @@
 tools/train.py and tools/test.py, and ours (not an equation of the paper): one iteration on a tiny
 generated dataset (COCO with masks, or its OpenImages copy), then an evaluation whose metric keys
 must come out."""
-import os
 import os.path as osp
 import re
-import subprocess
-import sys
 
 import pytest
 
@@ -58,16 +55,6 @@ def tiny_data(tmp_path_factory):
     return dict(coco=f'{coco}/', openimages=f'{openimages}/')
 
 
-def _run(*args):
-    path = os.pathsep.join(filter(None, [ROOT, os.getenv('PYTHONPATH')]))
-    env = dict(os.environ, PYTHONPATH=path)
-    out = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True,
-                         text=True, timeout=300)
-    log = out.stdout + out.stderr
-    assert out.returncode == 0, log[-4000:]
-    return log
-
-
 def _metrics(log: str, keys: tuple) -> dict:
     values = {key: float(re.search(rf'{key}: (-?[\d.]+)', log).group(1)) for key in keys}
     assert all(-1.0 <= v <= 1.0 for v in values.values()), values
@@ -84,33 +71,33 @@ def _mmdet_data_options(data_format: str, root: str) -> list[str]:
 
 
 @pytest.mark.parametrize('family', FAMILIES)
-def test_mmdet_tools(family, tiny_data, tmp_path):
+def test_mmdet_tools(family, tiny_data, tmp_path, run_python):
     config, data_format, keys = FAMILIES[family]
     work = tmp_path / 'work'
     options = ['--cfg-options', *_mmdet_data_options(data_format, tiny_data[data_format]),
                *_small(config)]
-    log = _run(osp.join(MMDET_TOOLS, 'train.py'), osp.join(SHAPES, config), '--work-dir',
-               str(work), *options)
+    log = run_python(osp.join(MMDET_TOOLS, 'train.py'), osp.join(SHAPES, config), '--work-dir',
+                     str(work), *options, ok=True)
     assert re.search(r'Iter\(train\) \[1/1\].*loss_pc_loc', log)
     _metrics(log, keys)  # validation at the end of training
-    log = _run(osp.join(MMDET_TOOLS, 'test.py'), osp.join(SHAPES, config),
-               str(work / 'iter_1.pth'), '--work-dir', str(work), *options)
+    log = run_python(osp.join(MMDET_TOOLS, 'test.py'), osp.join(SHAPES, config),
+                     str(work / 'iter_1.pth'), '--work-dir', str(work), *options, ok=True)
     _metrics(log, keys)
 
 
 @pytest.mark.parametrize('family', FAMILIES)
-def test_our_tools(family, tiny_data, tmp_path):
+def test_our_tools(family, tiny_data, tmp_path, run_python):
     """Ours: one override moves every dataset (and the COCO metric); the data is checked first.
     Our test.py on COCO data: tests/tools/test_train_test.py."""
     config, data_format, keys = FAMILIES[family]
     work = tmp_path / 'work'
     options = ['--cfg-options', f'data_root={tiny_data[data_format]}', *_small(config)]
-    log = _run(osp.join(TOOLS, 'train.py'), osp.join(SHAPES, config), '--work-dir', str(work),
-               *options)
+    log = run_python(osp.join(TOOLS, 'train.py'), osp.join(SHAPES, config), '--work-dir', str(work),
+                     *options, ok=True)
     assert 'dataset check passed' in log
     _metrics(log, keys)
     if data_format == 'openimages':
-        log = _run(osp.join(TOOLS, 'test.py'), osp.join(SHAPES, config),
-                   str(work / 'iter_1.pth'), '--work-dir', str(work), *options)
+        log = run_python(osp.join(TOOLS, 'test.py'), osp.join(SHAPES, config),
+                         str(work / 'iter_1.pth'), '--work-dir', str(work), *options, ok=True)
         assert 'dataset check passed' in log
         _metrics(log, keys)

@@ -1,11 +1,8 @@
 """tools/train.py and tools/test.py on a tiny generated dataset: training, evaluation, and the data
 checks TSDRunner runs before building the dataloaders (one line, no trace)."""
 import json
-import os
 import os.path as osp
 import re
-import subprocess
-import sys
 
 import pytest
 
@@ -54,26 +51,19 @@ def _cfg(data_root, config=BASELINE, **overrides):
     return load_config(config, dict(data_root=str(data_root) + '/', **overrides))
 
 
-def _run(*args, timeout=300, pythonpath=()):
-    path = os.pathsep.join(filter(None, [ROOT, *map(str, pythonpath), os.getenv('PYTHONPATH')]))
-    env = dict(os.environ, PYTHONPATH=path)
-    return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=timeout)
-
-
-def test_help():
+def test_help(run_python):
     for tool, flags in (('train.py', ('--resume', '--amp', '--auto-scale-lr')),
                         ('test.py', ('--out', '--show-dir'))):
-        out = _run(osp.join(TOOLS, tool), '--help')
+        out = run_python(osp.join(TOOLS, tool), '--help')
         assert out.returncode == 0, out.stderr
         for flag in ('--work-dir', '--cfg-options', '--launcher', *flags):
             assert flag in out.stdout
 
 
-def test_train_then_test(tiny_data, tmp_path):
+def test_train_then_test(tiny_data, tmp_path, run_python):
     work = tmp_path / 'work'
     common = ['--work-dir', str(work), '--cfg-options', f'data_root={tiny_data}', *SMALL]
-    out = _run(osp.join(TOOLS, 'train.py'), BASELINE, *common)
+    out = run_python(osp.join(TOOLS, 'train.py'), BASELINE, *common)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     log = out.stdout + out.stderr
     assert 'dataset check passed' in log
@@ -83,8 +73,8 @@ def test_train_then_test(tiny_data, tmp_path):
     assert 'coco/bbox_mAP_50' in log  # validation ran at the end of training
 
     preds = tmp_path / 'preds.pkl'
-    out = _run(osp.join(TOOLS, 'test.py'), BASELINE, str(work / 'iter_2.pth'),
-               '--out', str(preds), *common)
+    out = run_python(osp.join(TOOLS, 'test.py'), BASELINE, str(work / 'iter_2.pth'),
+                     '--out', str(preds), *common)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     log = out.stdout + out.stderr
     for key in ('bbox_mAP', 'bbox_mAP_50', 'bbox_mAP_75', 'bbox_mAP_s'):
@@ -94,10 +84,10 @@ def test_train_then_test(tiny_data, tmp_path):
     assert preds.is_file()
 
 
-def test_train_stops_on_bad_data_before_training(tmp_path):
+def test_train_stops_on_bad_data_before_training(tmp_path, run_python):
     missing = tmp_path / 'nowhere'
-    out = _run(osp.join(TOOLS, 'train.py'), BASELINE, '--work-dir', str(tmp_path / 'work'),
-               '--cfg-options', f'data_root={missing}/', *SMALL, timeout=120)
+    out = run_python(osp.join(TOOLS, 'train.py'), BASELINE, '--work-dir', str(tmp_path / 'work'),
+                     '--cfg-options', f'data_root={missing}/', *SMALL, timeout=120)
     assert out.returncode != 0
     assert 'dataset error: annotation file' in out.stderr
     assert str(missing) in out.stderr
@@ -132,13 +122,13 @@ def _parse(value):
     return {'False': False, 'True': True}.get(value, value)
 
 
-def test_mmdet_train_stops_on_a_broken_annotation_file(tiny_data, copy_of, tmp_path):
+def test_mmdet_train_stops_on_a_broken_annotation_file(tiny_data, copy_of, tmp_path, run_python):
     """mmdet's own tools/train.py on our config: TSDRunner (runner_type) checks the data before the
     dataset is built, so a broken json is one line, not a trace from inside pycocotools."""
     data = copy_of(tiny_data)
     (data / 'annotations' / 'instances_train.json').write_text('{"images": [')
     config = _dumped_config(tmp_path, data, TSD)
-    out = _run(MMDET_TRAIN, config, '--work-dir', str(tmp_path / 'work'), timeout=120)
+    out = run_python(MMDET_TRAIN, config, '--work-dir', str(tmp_path / 'work'), timeout=120)
     assert out.returncode != 0
     assert out.stderr.strip().splitlines()[-1].startswith('dataset error: annotation file')
     assert 'instances_train.json is not valid JSON' in out.stderr
@@ -155,7 +145,8 @@ def _finite_checkpoints(work):
     return found
 
 
-def test_zero_width_training_box_is_dropped_with_a_warning(tiny_data, copy_of, tmp_path):
+def test_zero_width_training_box_is_dropped_with_a_warning(tiny_data, copy_of, tmp_path,
+                                                           run_python):
     """Our tools/train.py (mmdet's runs the same TSDRunner check, as the test above shows)."""
     data = copy_of(tiny_data)
     path = data / 'annotations' / 'instances_train.json'
@@ -163,9 +154,9 @@ def test_zero_width_training_box_is_dropped_with_a_warning(tiny_data, copy_of, t
     coco['annotations'][0]['bbox'][2] = 0.0
     path.write_text(json.dumps(coco))
     work = tmp_path / 'work'
-    out = _run(osp.join(TOOLS, 'train.py'), TSD, '--work-dir', str(work), '--cfg-options',
-               f'data_root={data}/', *SMALL, 'val_cfg=None', 'val_dataloader=None',
-               'val_evaluator=None')
+    out = run_python(osp.join(TOOLS, 'train.py'), TSD, '--work-dir', str(work), '--cfg-options',
+                     f'data_root={data}/', *SMALL, 'val_cfg=None', 'val_dataloader=None',
+                     'val_evaluator=None')
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     log = out.stdout + out.stderr
     image = coco['annotations'][0]['image_id']
@@ -174,7 +165,8 @@ def test_zero_width_training_box_is_dropped_with_a_warning(tiny_data, copy_of, t
     assert _finite_checkpoints(work) == {'iter_2.pth': True}
 
 
-def test_nonfinite_loss_stops_training_with_one_line_and_a_good_checkpoint(tiny_data, tmp_path):
+def test_nonfinite_loss_stops_training_with_one_line_and_a_good_checkpoint(tiny_data, tmp_path,
+                                                                           run_python):
     """mmdet's own tools/train.py and Faster R-CNN on a batch with a zero-width box: a NaN box loss
     at iteration 3. NonFiniteGuardHook stops before that step, names the iteration, the loss term
     and the images; iter_2.pth (saved before) stays the last checkpoint, finite, and --resume
@@ -187,7 +179,7 @@ def test_nonfinite_loss_stops_training_with_one_line_and_a_good_checkpoint(tiny_
              'val_cfg': None, 'val_dataloader': None, 'val_evaluator': None,
              'train_dataloader.dataset.pipeline.3.prob': 0.0}
     config = _dumped_config(tmp_path, tiny_data, **extra)
-    out = _run(MMDET_TRAIN, config, '--work-dir', str(work), pythonpath=[tmp_path])
+    out = run_python(MMDET_TRAIN, config, '--work-dir', str(work), pythonpath=[tmp_path])
     assert out.returncode == 1, out.stdout[-3000:] + out.stderr[-3000:]
     last = out.stderr.strip().splitlines()[-1]
     assert re.match(r'non-finite loss at iteration 3: loss_bbox=nan; images of the batch: '
@@ -200,18 +192,19 @@ def test_nonfinite_loss_stops_training_with_one_line_and_a_good_checkpoint(tiny_
     # The data fixed (no injection), --resume continues from iter_2.pth to the end.
     hooks = [dict(type='NonFiniteGuardHook')]
     config = _dumped_config(tmp_path, tiny_data, **dict(extra, custom_hooks=hooks))
-    out = _run(MMDET_TRAIN, config, '--work-dir', str(work), '--resume', pythonpath=[tmp_path])
+    out = run_python(MMDET_TRAIN, config, '--work-dir', str(work), '--resume',
+                     pythonpath=[tmp_path])
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert 'resumed' in (out.stdout + out.stderr).lower()
     assert _finite_checkpoints(work) == {'iter_2.pth': True, 'iter_4.pth': True}
 
 
-def test_mmdet_train_stops_on_an_unreadable_checkpoint(tiny_data, tmp_path):
+def test_mmdet_train_stops_on_an_unreadable_checkpoint(tiny_data, tmp_path, run_python):
     """TSDRunner turns an unreadable ``load_from`` into one line under mmdet's own tools too."""
     bad = tmp_path / 'half.pth'
     bad.write_bytes(b'PK\x03\x04 half a checkpoint')
     config = _dumped_config(tmp_path, tiny_data, load_from=str(bad))
-    out = _run(MMDET_TRAIN, config, '--work-dir', str(tmp_path / 'work'), timeout=120)
+    out = run_python(MMDET_TRAIN, config, '--work-dir', str(tmp_path / 'work'), timeout=120)
     assert out.returncode == 1
     last = out.stderr.strip().splitlines()[-1]
     assert last.startswith(f'checkpoint error: cannot read checkpoint {bad}: '), last

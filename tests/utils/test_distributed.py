@@ -3,7 +3,6 @@ teardown that joins gloo's threads."""
 import os
 import os.path as osp
 import re
-import socket
 import subprocess
 import sys
 
@@ -19,12 +18,6 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOLS = osp.join(ROOT, 'tools')
 BASELINE = osp.join(ROOT, 'configs', 'shapes', 'faster-rcnn_r18_fpn_shapes.py')
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason='tests the CPU fallback')
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 @no_cuda
@@ -60,11 +53,11 @@ os._exit(0)  # this check's own exit must not depend on what it measures
 
 @pytest.mark.skipif(not osp.isdir('/proc/self/task'), reason='reads thread names from /proc')
 @pytest.mark.parametrize('drop', [True, False])
-def test_close_process_group_joins_gloo_threads(drop):
+def test_close_process_group_joins_gloo_threads(drop, free_port):
     """tools/train.py and test.py drop the runner, then close the group: gloo's threads must be
     gone before interpreter teardown (left alive, a rank can abort there). Kept alive by a DDP
     model, they survive, which is why the tools drop the runner first."""
-    script = _CLOSE_SCRIPT.format(port=_free_port(), drop=drop)
+    script = _CLOSE_SCRIPT.format(port=free_port(), drop=drop)
     out = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True,
                          timeout=120, env=dict(os.environ, OMP_NUM_THREADS='1'))
     found = re.search(r'GLOO_THREADS (\d+)', out.stdout)
