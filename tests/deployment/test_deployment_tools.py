@@ -10,7 +10,6 @@ import re
 import pytest
 
 from tsd_mmdet import deployment
-from tsd_mmdet.datasets import shapes
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOLS = osp.join(ROOT, 'tools')
@@ -27,12 +26,10 @@ TRAIN = ['train_cfg.max_iters=2', 'train_dataloader.batch_size=2', 'train_cfg.va
 
 
 @pytest.fixture(scope='module')
-def trained(tmp_path_factory, run_python):
+def trained(tiny_data, tmp_path_factory, run_python):
     """(data root, checkpoint, exported ONNX file, pytorch2onnx's output) of a 2-iteration run."""
     root = tmp_path_factory.mktemp('tools')
-    data = str(root / 'data') + '/'
-    shapes.generate_dataset(data, num_train=8, num_val=4, min_image_size=64, max_image_size=128,
-                            max_objects=4)
+    data = tiny_data
     run_python(osp.join(TOOLS, 'train.py'), TSD, '--work-dir', str(root / 'work'),
                '--cfg-options', f'data_root={data}', *TRAIN, *TEST, timeout=600, ok=True)
     checkpoint = str(root / 'work' / 'iter_2.pth')

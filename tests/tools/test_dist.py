@@ -13,8 +13,6 @@ import pytest
 pytest.importorskip('mmdet')
 import torch  # noqa: E402
 
-from tsd_mmdet.datasets import shapes as gs  # noqa: E402
-
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOLS = osp.join(ROOT, 'tools')
 BASELINE = osp.join(ROOT, 'configs', 'shapes', 'faster-rcnn_r18_fpn_shapes.py')
@@ -22,13 +20,10 @@ no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason='tests the CPU fa
 
 
 @no_cuda
-def test_dist_train_two_cpu_ranks(tmp_path, free_port):
-    data = tmp_path / 'data'
-    gs.generate_dataset(str(data), num_train=8, num_val=4, min_image_size=64, max_image_size=128,
-                        max_objects=4)
+def test_dist_train_two_cpu_ranks(tiny_data, tmp_path, free_port):
     work = tmp_path / 'work'
     options = [
-        f'data_root={data}/', 'train_cfg.max_iters=3', 'train_dataloader.batch_size=1',
+        f'data_root={tiny_data}', 'train_cfg.max_iters=3', 'train_dataloader.batch_size=1',
         'default_hooks.logger.interval=1',
         'train_dataloader.dataset.pipeline.2.scale=(128,128)',
         'val_dataloader.dataset.pipeline.1.scale=(128,128)',
@@ -77,10 +72,7 @@ FAKE_SCONTROL = """#!/usr/bin/env bash
 
 
 @no_cuda
-def test_slurm_train_and_test_two_cpu_tasks(tmp_path, free_port):
-    data = tmp_path / 'data'
-    gs.generate_dataset(str(data), num_train=8, num_val=4, min_image_size=64, max_image_size=128,
-                        max_objects=4)
+def test_slurm_train_and_test_two_cpu_tasks(tiny_data, tmp_path, free_port):
     bin_dir = tmp_path / 'bin'
     bin_dir.mkdir()
     for name, text in (('srun', FAKE_SRUN), ('scontrol', FAKE_SCONTROL)):
@@ -88,7 +80,7 @@ def test_slurm_train_and_test_two_cpu_tasks(tmp_path, free_port):
         (bin_dir / name).chmod(0o755)
     work = tmp_path / 'work'
     options = [
-        f'data_root={data}/', 'train_cfg.max_iters=2', 'train_dataloader.batch_size=1',
+        f'data_root={tiny_data}', 'train_cfg.max_iters=2', 'train_dataloader.batch_size=1',
         'default_hooks.logger.interval=1', 'model.test_cfg.rcnn.score_thr=0.0',
         'train_dataloader.dataset.pipeline.2.scale=(128,128)',
         'val_dataloader.dataset.pipeline.1.scale=(128,128)',
