@@ -152,7 +152,8 @@ def test_openimages_sampling():
         str(ROOT / 'configs/tsd/tsd-faster-rcnn_r50_fpn_32xb2-cas-1x_openimages.py'))
     assert cfg.train_dataloader.sampler.type == 'ClassAwareSampler'
     assert cfg.train_dataloader.dataset.type == 'OpenImagesDataset'
-    assert cfg.val_evaluator.type == 'OpenImagesMetric'
+    assert cfg.val_evaluator.type == cfg.test_evaluator.type == 'OpenImagesOwnClassesMetric'
+    assert cfg.val_evaluator.use_group_of and cfg.val_evaluator.iou_thrs == 0.5  # mmdet's settings
     assert cfg.model.roi_head.bbox_head.num_classes == 601
 
 

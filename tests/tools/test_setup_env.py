@@ -137,3 +137,45 @@ def test_too_little_disk_stops_before_writing_anything(tmp_path):
     assert '1.0 GB free on /fake; this set-up writes about' in proc.stderr, proc.stderr
     assert 'TSD_VENV' in proc.stderr and 'TMPDIR' in proc.stderr
     assert not (tmp_path / 'venv').exists() and not (tmp_path / 'cache').exists()
+
+
+# ---- why pip failed: the set-up names the cause pip gives, not a guess --------------------------
+
+_PIP_FAILURES = {
+    'python': ("ERROR: Ignored the following versions that require a different python version\n"
+               "ERROR: Package 'networkx' requires a different Python: 3.10.13 not in "
+               "'!=3.14.1,>=3.11'",
+               "pip refuses a pin of requirements/constraints.txt on this Python: "
+               "Package 'networkx' requires a different Python: 3.10.13 not in '!=3.14.1,>=3.11'"),
+    'disk': ('ERROR: Could not install packages due to an OSError: [Errno 28] No space left on '
+             'device', 'pip ran out of disk'),
+    'index': ('ERROR: Could not find a version that satisfies the requirement torch==9.9 (from '
+              'versions: none)\nERROR: No matching distribution found for torch==9.9',
+              'pip finds no release of a pin for Python 3.11 on this platform in your index: '
+              'No matching distribution found for torch==9.9'),
+    'network': ("WARNING: Retrying (Retry(total=4)) after connection broken by "
+                "'NewConnectionError(...: Temporary failure in name resolution)'\n"
+                'ERROR: Could not find a version that satisfies the requirement torch==2.14.1',
+                'pip could not reach the package index'),
+    'other': ('ERROR: something else entirely', 'pip install failed; see the messages above'),
+}
+
+
+@pytest.mark.parametrize('case', _PIP_FAILURES)
+def test_a_failed_pip_install_names_its_cause(tmp_path, case):
+    """A venv whose pip fails with a given message: the set-up's one line says why."""
+    output, expected = _PIP_FAILURES[case]
+    venv_bin = tmp_path / 'venv' / 'bin'
+    venv_bin.mkdir(parents=True)
+    (tmp_path / 'pip-output.txt').write_text(output + '\n')
+    (venv_bin / 'python').write_text(
+        '#!/bin/sh\ncase "$*" in *"-m pip"*) cat "%s" >&2; exit 1 ;; esac\necho 311\n'
+        % (tmp_path / 'pip-output.txt'))
+    (venv_bin / 'python').chmod(0o755)
+    proc = _run(_check_env(tmp_path))
+    assert proc.returncode != 0
+    error = [line for line in proc.stderr.splitlines() if line.startswith('[setup] ERROR')]
+    assert len(error) == 1 and expected in error[0], proc.stderr
+    assert 'network? disk?' not in error[0]
+    if case == 'python':
+        assert 'tools/misc/constraints.sh check' in error[0]

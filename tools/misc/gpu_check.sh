@@ -5,7 +5,14 @@
 #
 #   bash tools/misc/gpu_check.sh [OUT_DIR]    (default work_dirs/gpu_check)
 #
-# Needs torch, torchvision, pytest and hypothesis (pytest-xdist used if there); no mmcv/mmdet.
+# Then the whole detector (tools/misc/gpu_check_detector.py): TSD and baseline Faster R-CNN R50
+# training in fp32 and AMP, inference latency in fp32 and fp16, a Mask and a Cascade R-CNN step.
+#
+# Needs torch, torchvision, pytest and hypothesis (pytest-xdist used if there); the detector part
+# needs mmcv with ops, mmengine and mmdet too: the wheels of tools/misc/build_gpu_wheels.sh, carried
+# as .gpu-wheels (GPU_WHEELS names another folder), are installed into a temporary --target first.
+# On the device tool: run(command='bash tools/misc/gpu_check.sh $OUT', carry=['.gpu-wheels'],
+# timeout_s=600); docs/benchmarks.md has the details.
 # PYTHON picks the interpreter (default python3). MMCV_SRC, mmcv's source release (.tar.gz) or
 # folder, adds mmcv's DeformRoIPool, built alone, to the benchmark where mmcv.ops does not import.
 # Without a GPU it builds the CPU op, the CUDA tests skip and the benchmark runs a short CPU case:
@@ -53,6 +60,27 @@ fi
 export MAX_JOBS=${MAX_JOBS:-$(nproc)}
 # tools/*.py import tsd_mmdet from this checkout, installed or not.
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
+
+# ---- 0b. mmcv (CUDA ops), mmengine, mmdet from the carried wheels --------------------------------
+# tools/misc/build_gpu_wheels.sh builds them here for the GPU machine's torch and Python (carry
+# .gpu-wheels); without them, or where mmdet already imports, the detector part uses what is there.
+WHEELS=${GPU_WHEELS:-.gpu-wheels}
+DETECTOR_ENV="mmdet not importable"
+if ls "$WHEELS"/mmcv-*.whl >/dev/null 2>&1 && ! "$PY" -c 'import mmdet, mmcv.ops' 2>/dev/null; then
+  say "installing $(ls "$WHEELS"/*.whl | wc -l) wheels from $WHEELS"
+  if "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$TMP/site" \
+      "$WHEELS"/*.whl > "$OUT/wheels.log" 2>&1; then
+    export PYTHONPATH=$TMP/site${PYTHONPATH:+:$PYTHONPATH}
+  else
+    tail -5 "$OUT/wheels.log"
+  fi
+fi
+if "$PY" -c 'import mmdet, mmcv.ops' 2>> "$OUT/wheels.log"; then
+  DETECTOR_ENV=ok
+else
+  tail -5 "$OUT/wheels.log"
+fi
+say "mmdet + mmcv.ops: $DETECTOR_ENV"
 
 # ---- 1. build (mmcv's DeformRoIPool alone beside it, in the background) -----------------------
 MMCV_DIR=
@@ -192,12 +220,27 @@ else
   RATIOS=
 fi
 
-# ---- 5. one line ------------------------------------------------------------------------------
+# ---- 5. the detector: TSD against its baseline, training fp32 / AMP, latency fp32 / fp16 -------
+if [ "$DETECTOR_ENV" = ok ] && [ "$BUILD" != "${BUILD#ok}" ]; then
+  if [ "$GPU" = 1 ]; then DETECTOR_ARGS=(--device cuda); else DETECTOR_ARGS=(--device cpu --dry-run); fi
+  say "gpu_check_detector.py ${DETECTOR_ARGS[*]}"
+  PYTHONUNBUFFERED=1 "$PY" tools/misc/gpu_check_detector.py --out "$OUT" "${DETECTOR_ARGS[@]}" \
+    > "$OUT/detector.log" 2>&1
+  grep -E '^\[detector\] [a-z]+ .*\(' "$OUT/detector.log" | cut -c1-200
+  DETECTOR=$(grep '^DETECTOR ' "$OUT/detector.log" | tail -1) || true
+  [ -n "$DETECTOR" ] || { DETECTOR="DETECTOR FAIL: no result (see detector.log)"; tail -30 "$OUT/detector.log"; }
+else
+  DETECTOR="DETECTOR not run (mmdet: $DETECTOR_ENV, build: $BUILD)"
+fi
+say "$DETECTOR"
+
+# ---- 6. one line ------------------------------------------------------------------------------
 ok=PASS
 case "$BUILD" in ok*) ;; *) ok=FAIL ;; esac
 case "$TESTS" in *" 0 failure, 0 error,"*) ;; *) ok=FAIL ;; esac
 [ "$GPU" = 1 ] && case "$BENCH" in "all ratios within their goals") ;; *) ok=FAIL ;; esac
+case "$DETECTOR" in "DETECTOR FAIL"*) ok=FAIL ;; esac
 LINE="GPU CHECK $ok: device=$DEVICE_NAME build=$BUILD | tests/ops: $TESTS | C++ errors: \
-$CPP_ERRORS | op f+b / torchvision: ${RATIOS:-none} ($BENCH) | mmcv: $MMCV | $(( SECONDS - start ))s"
+$CPP_ERRORS | op f+b / torchvision: ${RATIOS:-none} ($BENCH) | mmcv: $MMCV | $DETECTOR | $(( SECONDS - start ))s"
 echo "$LINE" | tee "$OUT/summary.txt"
 [ "$ok" = PASS ]

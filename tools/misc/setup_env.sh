@@ -31,6 +31,28 @@ MMCV_SHA256=d387bcab66b467479b6660310e23746cfc79c6e57acf04094680adb499a5cd3f
 SETUPTOOLS=setuptools==69.5.1
 
 say() { printf '[setup] %s\n' "$*"; }
+# One line for why `pip install` failed, from its messages (file $1): the real cause where pip says
+# it, not a guess.
+pip_failure() {
+  local log=$1 refused
+  refused=$(grep -o "Package '[^']*' requires a different Python: [^']*'[^']*'" "$log" | head -1)
+  if [ -n "$refused" ]; then
+    echo "pip refuses a pin of ${CONSTRAINTS#"$ROOT"/} on this Python: $refused." \
+      "The file is not meant for $PY (Python $(( PY_MINOR / 100 )).$(( PY_MINOR % 100 ))):" \
+      "'bash tools/misc/constraints.sh check' names every such pin, 'constraints.sh resolve $PY' remakes the file"
+  elif grep -q 'No space left on device' "$log"; then
+    echo "pip ran out of disk: free some, or set TSD_VENV / TMPDIR to a disk with room"
+  elif grep -qiE 'Could not find a version that satisfies|No matching distribution' "$log" \
+       && ! grep -qiE 'NewConnectionError|Temporary failure in name resolution|ConnectTimeout|ProxyError|SSLError' "$log"; then
+    echo "pip finds no release of a pin for Python $(( PY_MINOR / 100 )).$(( PY_MINOR % 100 )) on this platform in your index:" \
+      "$(grep -m1 -oE 'No matching distribution found for [^ ]+' "$log" \
+         || grep -m1 -oE 'Could not find a version that satisfies the requirement [^ ]+' "$log")"
+  elif grep -qiE 'NewConnectionError|Temporary failure in name resolution|ConnectTimeout|ReadTimeout|ProxyError|SSLError|Connection (refused|reset)' "$log"; then
+    echo "pip could not reach the package index (network, proxy or certificates; pip's own settings apply); see the messages above"
+  else
+    echo "pip install failed; see the messages above"
+  fi
+}
 die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
 
 command -v "$PY" >/dev/null || die "$PY not found: install Python 3.10, 3.11 or 3.12 (or set TSD_PYTHON to one)"
@@ -114,8 +136,11 @@ VENV_MINOR=$("$VENV/bin/python" -c 'import sys; print(sys.version_info[0] * 100 
 
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
 say "installing pinned packages (torch takes about a minute)"
-"${PIP[@]}" install -q -c "$CONSTRAINTS" -r requirements/base.txt \
-  || die "pip install failed (network? disk?); see the messages above"
+PIP_LOG=$(mktemp)
+if ! "${PIP[@]}" install -q -c "$CONSTRAINTS" -r requirements/base.txt 2>&1 | tee "$PIP_LOG"; then
+  die "$(pip_failure "$PIP_LOG")"
+fi
+rm -f "$PIP_LOG"
 "${PIP[@]}" install -q --no-deps "$SETUPTOOLS" || die "could not install $SETUPTOOLS"
 
 # ---- mmcv 2.1.0 with ops, from source, wheel cached --------------------------------------------
