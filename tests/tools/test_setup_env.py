@@ -179,3 +179,23 @@ def test_a_failed_pip_install_names_its_cause(tmp_path, case):
     assert 'network? disk?' not in error[0]
     if case == 'python':
         assert 'tools/misc/constraints.sh check' in error[0]
+
+
+def test_a_pyenv_version_its_shim_refuses_is_taken_directly(tmp_path):
+    """pyenv's shim for python3.10 fails when 3.10 is installed but not selected (this machine's
+    case): TSD_PYTHON=python3.10 then takes pyenv's versions/3.10.*/bin/python3.10."""
+    bin_dir, root = tmp_path / 'bin', tmp_path / 'pyenv'
+    bin_dir.mkdir()
+    (bin_dir / 'python3.10').write_text(
+        '#!/bin/sh\necho "pyenv: python3.10: command not found" >&2\nexit 127\n')
+    (bin_dir / 'pyenv').write_text(f'#!/bin/sh\n[ "$1" = root ] && echo {root}\n')
+    installed = root / 'versions' / '3.10.9' / 'bin'
+    installed.mkdir(parents=True)
+    (installed / 'python3.10').write_text('#!/bin/sh\necho 310\n')
+    for path in (bin_dir / 'python3.10', bin_dir / 'pyenv', installed / 'python3.10'):
+        path.chmod(0o755)
+    env = _check_env(tmp_path, TSD_PYTHON='python3.10', PATH=f'{bin_dir}:{os.environ["PATH"]}')
+    proc = _run(env, '--check')
+    assert proc.returncode == 0, proc.stderr
+    assert (f'python: {installed}/python3.10 (3.10), '
+            'constraints: requirements/constraints-py310.txt') in proc.stdout

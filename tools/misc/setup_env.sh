@@ -13,12 +13,23 @@ CHECK_ONLY=0
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
 VENV=${TSD_VENV:-$ROOT/.venv}
+# pyenv's shim answers for every installed version but runs only the selected ones: a pythonX.Y it
+# refuses is taken from pyenv's versions directly.
+via_pyenv() {
+  case $1 in python3.[0-9]*) ;; *) return 1 ;; esac
+  local root found
+  root=$(pyenv root 2>/dev/null) || return 1
+  found=$(ls -d "$root"/versions/"${1#python}".*/bin/"$1" 2>/dev/null | sort -V | tail -1)
+  [ -n "$found" ] && "$found" -c '' >/dev/null 2>&1 && echo "$found"
+}
 if [ -n "${TSD_PYTHON:-}" ]; then
   PY=$TSD_PYTHON
+  if ! "$PY" -c '' >/dev/null 2>&1 && alt=$(via_pyenv "$PY"); then PY=$alt; fi
 else
   PY=python3.11
   for candidate in python3.11 python3.12 python3.10; do
     if command -v "$candidate" >/dev/null && "$candidate" -c '' 2>/dev/null; then PY=$candidate; break; fi
+    if alt=$(via_pyenv "$candidate"); then PY=$alt; break; fi
   done
 fi
 CACHE=${TSD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tsd-mmdet}
