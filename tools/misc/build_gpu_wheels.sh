@@ -81,9 +81,13 @@ if ! ls "$MMCV_DIR"/mmcv-*.whl >/dev/null 2>&1; then
   # torch >= 2.10 headers need C++20 (host compiler and nvcc alike); mmcv 2.1.0 asks for C++17.
   sed -i 's/-std=c++17/-std=c++20/g' "$SRC/mmcv-$MMCV_VERSION/setup.py"
   say "building mmcv $MMCV_VERSION with CUDA ops for sm_${GPU_ARCH/./} (long: nvcc on $(nproc) cores); log $CACHE/mmcv-build.log"
-  # -lineinfo off, no PTX: one SASS arch keeps the .so small. MMCV_WITH_OPS + FORCE_CUDA builds
-  # _ext with the CUDA kernels although this machine has no GPU.
-  if ! (cd "$SRC/mmcv-$MMCV_VERSION" && MMCV_WITH_OPS=1 FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST="$GPU_ARCH" \
+  # One SASS arch, no PTX, keeps the .so small. MMCV_WITH_OPS + FORCE_CUDA builds _ext with the
+  # CUDA kernels although this machine has no GPU. torch's CUDA headers include cuSPARSE's and
+  # cuBLAS's, which a compiler-only CUDA lacks: the venv's CUDA wheels (nvidia/cu13) have them.
+  NV=$("$VENV/bin/python" -c 'import glob, os, sysconfig; print(*glob.glob(os.path.join(sysconfig.get_paths()["purelib"], "nvidia", "cu*", "include")))')
+  [ -n "$NV" ] || die "no nvidia/cu*/include in $VENV: torch's CUDA wheels are missing"
+  if ! (cd "$SRC/mmcv-$MMCV_VERSION" && export CPATH=$NV${CPATH:+:$CPATH} \
+        && MMCV_WITH_OPS=1 FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST="$GPU_ARCH" \
         MAX_JOBS=${MAX_JOBS:-$(nproc)} "${PIP[@]}" wheel -v --no-build-isolation --no-deps \
         -w "$MMCV_DIR.tmp" .) > "$CACHE/mmcv-build.log" 2>&1; then
     grep -E 'error|Error' "$CACHE/mmcv-build.log" | head -30 >&2
