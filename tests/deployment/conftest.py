@@ -5,17 +5,25 @@ Mask R-CNN), stirred so that the test sees what a trained model does: proposals 
 (RPN deltas ~ N(0, 1)) spread over the FPN levels (``finest_scale=8``), and TSD offsets
 delta_c, delta_r of a tenth of the RoI and more (eq. 3-6), not the init's ~1e-3.
 """
+import functools
 import os.path as osp
 
 import pytest
 import torch
+from mmdet.structures import DetDataSample
+from mmdet.structures.bbox import bbox2roi
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 import tsd_mmdet  # noqa: F401  (registers TSD's modules)
 from tsd_mmdet import deployment
-from tsd_mmdet.deployment import OnnxDetector, config_classes, export_detector
-from tsd_mmdet.utils.baseline_to_tsd import build_initialised_model
+from tsd_mmdet.deployment import (
+    OnnxDetector,
+    OpenVinoDetector,
+    build_initialised_model,
+    config_classes,
+    export_detector,
+)
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SHAPES = osp.join(ROOT, 'configs', 'shapes')
@@ -69,8 +77,27 @@ def match_detections(want: dict, got: dict) -> list[int]:
     return [j for _, j in pairs]
 
 
+def predict_detections(detector: torch.nn.Module, image: torch.Tensor):
+    """``model.predict`` on one image (1, 3, H, W), as mmdet's test loop runs it (rescale off:
+    the input's pixels), with the mask head's probabilities of each detection's label for Mask
+    R-CNN (``probs``, (n, 28, 28))."""
+    h, w = image.shape[-2:]
+    sample = DetDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w),
+                                         scale_factor=(1.0, 1.0)))
+    with torch.no_grad():
+        data = detector.data_preprocessor(dict(inputs=[image[0]], data_samples=[sample]))
+        pred = detector.predict(data['inputs'], data['data_samples'], rescale=False)[0]
+        pred = pred.pred_instances
+        if detector.roi_head.with_mask:
+            feats = detector.extract_feat(data['inputs'])
+            logits = detector.roi_head._mask_forward(feats, bbox2roi([pred.bboxes]))['mask_preds']
+            pred.probs = logits[torch.arange(len(pred)), pred.labels].sigmoid()
+    return pred
+
+
 class Exported:
-    """One exported detector: its config, the PyTorch model and the ONNX model."""
+    """One exported detector: its config, the PyTorch model, the ONNX file under ONNX Runtime
+    (``onnx``) and, made on first use, under OpenVINO (``openvino``)."""
 
     def __init__(self, name: str, directory: str):
         self.name = name
@@ -81,11 +108,21 @@ class Exported:
         export_detector(self.detector, self.path, EXPORT_SHAPE)
         self.onnx = OnnxDetector(self.path)
 
+    @functools.cached_property
+    def openvino(self) -> OpenVinoDetector:
+        return OpenVinoDetector(self.path)
+
 
 @pytest.fixture
 def match():
     """:func:`match_detections`."""
     return match_detections
+
+
+@pytest.fixture
+def predict():
+    """:func:`predict_detections`."""
+    return predict_detections
 
 
 @pytest.fixture(scope='module')

@@ -1,7 +1,8 @@
 """tools/deployment/ end to end on a tiny trained TSD checkpoint: export, evaluation, errors.
 
-Not an equation of the paper: pytorch2onnx.py -> test_onnx.py against tools/test.py (same
-predictions), and their one-line errors. Every tool runs as a subprocess, as a user runs it.
+Not an equation of the paper: pytorch2onnx.py (ONNX and OpenVINO IR) -> test_onnx.py under ONNX
+Runtime and OpenVINO against tools/test.py (same predictions, same AP), and their one-line errors.
+Every tool runs as a subprocess, as a user runs it.
 """
 import os.path as osp
 import pickle
@@ -27,7 +28,8 @@ TRAIN = ['train_cfg.max_iters=2', 'train_dataloader.batch_size=2', 'train_cfg.va
 
 @pytest.fixture(scope='module')
 def trained(tiny_data, tmp_path_factory, run_python):
-    """(data root, checkpoint, exported ONNX file, pytorch2onnx's output) of a 2-iteration run."""
+    """(data root, checkpoint, exported ONNX file, pytorch2onnx's output) of a 2-iteration run;
+    its OpenVINO IR is beside the ONNX file (``tsd.xml``)."""
     root = tmp_path_factory.mktemp('tools')
     data = tiny_data
     run_python(osp.join(TOOLS, 'train.py'), TSD, '--work-dir', str(root / 'work'),
@@ -35,23 +37,26 @@ def trained(tiny_data, tmp_path_factory, run_python):
     checkpoint = str(root / 'work' / 'iter_2.pth')
     model = str(root / 'tsd.onnx')
     log = run_python(osp.join(TOOLS, 'deployment', 'pytorch2onnx.py'), TSD, checkpoint, '--out',
-                     model, '--cfg-options', f'data_root={data}', *TEST, timeout=600, ok=True)
+                     model, '--openvino-ir', '--cfg-options', f'data_root={data}', *TEST,
+                     timeout=600, ok=True)
     return data, checkpoint, model, log
 
 
 def test_pytorch2onnx_checks_its_export(trained):
     data, _, model, log = trained
-    assert osp.isfile(model)
-    assert '[1/3] exporting' in log and 'onnx.checker: passed' in log
+    assert osp.isfile(model) and osp.isfile(model[:-len('onnx')] + 'bin')
+    assert '[1/4] exporting' in log and 'onnx.checker: passed' in log
     assert f'ONNX Runtime against PyTorch on {data}val/' in log  # a real test image
+    assert f'[4/4] wrote {model[:-len("onnx")]}xml; OpenVINO against PyTorch on {data}val/' in log
     # Matched one to one, not row by row: a 2-iteration model has many near-equal scores, whose
     # order float rounding may swap (row by row, CI once saw a "difference" of 40 px so).
-    found = re.search(r'(\d+) detections \(ONNX Runtime: (\d+)\); (\d+) without a match'
-                      r'(?: \(and (\d+) tied at the max_per_img cut\))?; largest difference of '
-                      r'boxes and scores (\S+) \(matched pairs\)', log)
-    assert found, log[-2000:]
-    assert int(found[1]) > 0 and found[1] == found[2] and int(found[3]) == 0, found[0]
-    assert int(found[4] or 0) <= 2 and float(found[5]) < 1e-3, found[0]
+    for runtime in ('ONNX Runtime', 'OpenVINO'):
+        found = re.search(rf'(\d+) detections \({runtime}: (\d+)\); (\d+) without a match'
+                          r'(?: \(and (\d+) tied at the max_per_img cut\))?; largest difference '
+                          r'of boxes and scores (\S+) \(matched pairs\)', log)
+        assert found, log[-2000:]
+        assert int(found[1]) > 0 and found[1] == found[2] and int(found[3]) == 0, found[0]
+        assert int(found[4] or 0) <= 2 and float(found[5]) < 1e-3, found[0]
 
 
 def test_test_onnx_predicts_what_test_py_predicts(trained, tmp_path, run_python):
@@ -63,12 +68,19 @@ def test_test_onnx_predicts_what_test_py_predicts(trained, tmp_path, run_python)
     torch_log = run_python(osp.join(TOOLS, 'test.py'), TSD, checkpoint, '--out',
                            str(tmp_path / 'torch.pkl'), '--work-dir', str(tmp_path / 'torch'),
                            *options, timeout=600, ok=True)
-    for log in (onnx_log, torch_log):  # the same table: COCO's summary and the metrics line
+    # OpenVINO on the IR that pytorch2onnx.py wrote (an .xml wherever an .onnx is accepted).
+    openvino_log = run_python(osp.join(TOOLS, 'deployment', 'test_onnx.py'), TSD,
+                              model[:-len('onnx')] + 'xml', '--backend', 'openvino',
+                              '--work-dir', str(tmp_path / 'openvino'), *options, timeout=600,
+                              ok=True)
+    logs = (onnx_log, torch_log, openvino_log)
+    for log in logs:  # the same table: COCO's summary and the metrics line
         assert 'Average Precision  (AP) @[ IoU=0.50:0.95 | area=   all' in log
     metrics = [re.search(r'coco/bbox_mAP: (\S+)\s+coco/bbox_mAP_50: (\S+)', log).groups()
-               for log in (onnx_log, torch_log)]
+               for log in logs]
     # Equal so far; within the issue's 0.1 point, should a tie at the 100-detection cut swap.
-    assert all(abs(float(a) - float(b)) <= 1e-3 for a, b in zip(*metrics)), metrics
+    for other in metrics[1:]:
+        assert all(abs(float(a) - float(b)) <= 1e-3 for a, b in zip(metrics[0], other)), metrics
     with open(tmp_path / 'onnx.pkl', 'rb') as f:
         ours = pickle.load(f)
     with open(tmp_path / 'torch.pkl', 'rb') as f:
@@ -107,5 +119,6 @@ def test_one_line_errors(trained, tmp_path, run_python):
 def test_benchmark_tool_parses(run_python):
     log = run_python(osp.join(TOOLS, 'deployment', 'benchmark_onnx.py'), '--help', timeout=120,
                      ok=True)
-    for flag in ('--checkpoints', '--shape', '--threads', '--repeats', '--warmup', '--profile'):
+    for flag in ('--checkpoints', '--shape', '--threads', '--repeats', '--warmup', '--profile',
+                 '--backends', '--precision'):
         assert flag in log

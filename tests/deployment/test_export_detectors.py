@@ -7,10 +7,9 @@ import numpy as np
 import pytest
 import torch
 from mmdet.structures import DetDataSample
-from mmdet.structures.bbox import bbox2roi
 from onnx import load as load_onnx
 
-from tsd_mmdet.deployment import ExportDetector, OnnxRuntimeDetector
+from tsd_mmdet.deployment import DeployedModel, ExportDetector
 
 NAMES = ['tsd-faster', 'faster', 'tsd-cascade', 'cascade', 'tsd-mask', 'mask']  # conftest.CONFIGS
 IMAGES = [(192, 256), (240, 176)]
@@ -22,29 +21,12 @@ def _image(shape, seed):
     return torch.randint(0, 256, (1, 3, *shape), generator=generator).float()
 
 
-def _predict(detector, image):
-    """``model.predict`` on one image, as mmdet's test loop runs it (rescale off: the input's
-    pixels), with the mask head's probabilities of each detection's label for Mask R-CNN."""
-    h, w = image.shape[-2:]
-    sample = DetDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w),
-                                         scale_factor=(1.0, 1.0)))
-    with torch.no_grad():
-        data = detector.data_preprocessor(dict(inputs=[image[0]], data_samples=[sample]))
-        pred = detector.predict(data['inputs'], data['data_samples'], rescale=False)[0]
-        pred = pred.pred_instances
-        if detector.roi_head.with_mask:
-            feats = detector.extract_feat(data['inputs'])
-            logits = detector.roi_head._mask_forward(feats, bbox2roi([pred.bboxes]))['mask_preds']
-            pred.probs = logits[torch.arange(len(pred)), pred.labels].sigmoid()
-    return pred
-
-
 @pytest.mark.parametrize('name', NAMES)
-def test_onnx_runtime_matches_predict(exported, match, name):
+def test_onnx_runtime_matches_predict(exported, match, predict, name):
     model = exported(name)
     for seed, shape in enumerate(IMAGES):
         image = _image(shape, seed)
-        pred = _predict(model.detector, image)
+        pred = predict(model.detector, image)
         outputs = model.onnx(image.numpy())
         labels = outputs['labels'][0]
         n = len(pred)
@@ -62,11 +44,11 @@ def test_onnx_runtime_matches_predict(exported, match, name):
 
 
 @pytest.mark.parametrize('name', ['tsd-faster', 'tsd-mask'])
-def test_export_mode_forward_is_predict(exported, name):
+def test_export_mode_forward_is_predict(exported, predict, name):
     # In PyTorch the export-mode graph computes exactly what model.predict does (same order).
     model = exported(name)
     image = _image(IMAGES[0], 0)
-    pred = _predict(model.detector, image)
+    pred = predict(model.detector, image)
     with torch.no_grad():
         dets, labels, *masks = ExportDetector(model.detector)(image)
     n = len(pred)
@@ -91,7 +73,7 @@ def test_graph_has_only_standard_operators(exported, name):
 
 @pytest.mark.parametrize('name', ['tsd-faster', 'tsd-mask'])
 def test_runner_model_is_predict_with_rescale(exported, match, name):
-    # OnnxRuntimeDetector (what test_onnx.py's Runner runs) returns what model.predict returns
+    # DeployedModel (what test_onnx.py's Runner runs) returns what model.predict returns
     # with rescale=True: boxes in the original image, masks pasted there (mmdet's own pasting).
     model = exported(name)
     image = _image(IMAGES[0], 0)
@@ -100,7 +82,7 @@ def test_runner_model_is_predict_with_rescale(exported, match, name):
         data = model.detector.data_preprocessor(
             dict(inputs=[image[0]], data_samples=[DetDataSample(metainfo=meta)]))
         want = model.detector.predict(data['inputs'], data['data_samples'])[0].pred_instances
-    runner_model = OnnxRuntimeDetector(model.path, model.cfg.model.test_cfg.rcnn.get(
+    runner_model = DeployedModel(model.path, model.cfg.model.test_cfg.rcnn.get(
         'mask_thr_binary', 0.5))
     got = runner_model([image[0]], [DetDataSample(metainfo=meta)])[0].pred_instances
     assert len(got) == len(want) > 0

@@ -1,4 +1,4 @@
-"""The latency benchmark and the ONNX Runtime profile of tsd_mmdet.deployment on a tiny case.
+"""The latency benchmark (PyTorch, ONNX Runtime, OpenVINO) and ORT's profile on a tiny case.
 
 Not an equation of the paper; the profile names the RoiAlign of Point.w (eq. 5-6) apart.
 """
@@ -19,6 +19,17 @@ def test_benchmark_latency_times_both_backends(exported):
     for row in rows:
         assert row['runs'] == 4 and 0 < row['median_ms'] <= row['p90_ms']
     assert lines == ['repeat 1/2 done', 'repeat 2/2 done']
+
+
+@pytest.mark.skipif(not has_extension(), reason='times the compiled op: tsd_mmdet._C not built')
+def test_benchmark_latency_interleaves_the_runtimes(exported):
+    model = exported('tsd-faster')
+    rows = benchmark_latency([(model.name, model.detector, model.path)], (128, 160),
+                             num_images=1, repeats=2, warmup=1, threads=1, log=lambda _: None,
+                             backends=('onnxruntime', 'openvino'))
+    assert [r['backend'] for r in rows] == ['pytorch', 'onnxruntime', 'openvino']
+    for row in rows:
+        assert row['runs'] == 2 and 0 < row['median_ms'] <= row['p90_ms']
 
 
 def test_profile_names_the_pointwise_roi_align(exported, tmp_path):

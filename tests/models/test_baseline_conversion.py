@@ -13,10 +13,10 @@ from mmengine.config import Config, ConfigDict
 from mmengine.hub import get_config
 from mmengine.runner import load_checkpoint
 
+from tsd_mmdet.deployment import build_initialised_model
 from tsd_mmdet.utils.baseline_to_tsd import (
     ConversionError,
     ConversionReport,
-    build_initialised_model,
     convert,
     unwrap_state_dict,
 )

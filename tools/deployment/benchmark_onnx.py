@@ -1,13 +1,14 @@
-"""Latency of exported detectors: ONNX Runtime against eager PyTorch with the compiled op.
+"""Latency of exported detectors: ONNX Runtime and OpenVINO against eager PyTorch with the op.
 
 TSD's pooling (eq. 3-6) runs as our compiled kernel in PyTorch and as ONNX RoiAlign in the export.
-Each CONFIG is exported (with --checkpoints, or random weights), then every model runs in both
-backends on the same seeded random images, interleaved, with the same threads, after a warm-up;
-prints the median and p90 per image and the ratios (docs/deploy.md has the measured table).
+Each CONFIG is exported (with --checkpoints, or random weights), then every model runs in PyTorch
+and in every runtime of --backends on the same seeded random images, interleaved, with the same
+threads, after a warm-up; prints the median and p90 per image and the ratios (docs/deploy.md).
 
     python tools/deployment/benchmark_onnx.py CONFIG [CONFIG ...] [--checkpoints CKPT ...] \
         [--shape H W] [--images 5] [--repeats 5] [--warmup 2] [--threads 1] \
-        [--work-dir DIR] [--profile] [--cfg-options ...]
+        [--backends onnxruntime openvino] [--precision f32] [--work-dir DIR] [--profile] \
+        [--cfg-options ...]
 
 Give the TSD config first and its baseline twin second: the last line is then the TSD / baseline
 latency ratio under each backend. --profile adds ONNX Runtime's kernel time per operator type.
@@ -20,6 +21,7 @@ from mmengine.config import DictAction
 
 import tsd_mmdet  # noqa: F401  (registers TSD's modules)
 from tsd_mmdet.deployment import (
+    RUNTIMES,
     ExportError,
     benchmark_latency,
     export_detector,
@@ -40,7 +42,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--images', type=int, default=5, help='images per repeat')
     parser.add_argument('--repeats', type=int, default=5, help='passes over the images')
     parser.add_argument('--warmup', type=int, default=2, help='untimed runs of each first')
-    parser.add_argument('--threads', type=int, default=1, help='threads of both backends')
+    parser.add_argument('--threads', type=int, default=1, help='threads of every backend')
+    parser.add_argument('--backends', nargs='+', default=['onnxruntime', 'openvino'],
+                        metavar='BACKEND', help='runtimes timed beside PyTorch, of '
+                        f"{', '.join(RUNTIMES)} (default onnxruntime openvino)")
+    parser.add_argument('--precision', default='f32',
+                        help="the runtimes' inference precision (default f32)")
     parser.add_argument('--work-dir', default='work_dirs/benchmark_onnx',
                         help='where the exported models go')
     parser.add_argument('--profile', action='store_true',
@@ -67,7 +74,8 @@ def main() -> None:
             export_detector(detector, onnx_file, tuple(args.shape))
             models.append((name, detector, onnx_file))
         rows = benchmark_latency(models, tuple(args.shape), args.images, args.repeats,
-                                 args.warmup, args.threads, log=lambda s: print(s, flush=True))
+                                 args.warmup, args.threads, log=lambda s: print(s, flush=True),
+                                 backends=args.backends, precision=args.precision)
     except ExportError as e:
         raise SystemExit(f'export error: {e}') from None
     print(f'\n{args.shape[0]}x{args.shape[1]}, {args.threads} thread(s), '
@@ -78,12 +86,14 @@ def main() -> None:
               f'{row["p90_ms"]:8.1f}')
     median = {(r['name'], r['backend']): r['median_ms'] for r in rows}
     for name, _, _ in models:
-        print(f'{name}: onnxruntime / pytorch = '
-              f'{median[name, "onnxruntime"] / median[name, "pytorch"]:.2f}')
+        print(f'{name}: ' + ', '.join(
+            f'{b} / pytorch = {median[name, b] / median[name, "pytorch"]:.2f}'
+            for b in args.backends))
     if len(models) == 2:
         (first, _, _), (second, _, _) = models
         print(f'{first} / {second}: ' + ', '.join(
-            f'{b} {median[first, b] / median[second, b]:.2f}' for b in ('pytorch', 'onnxruntime')))
+            f'{b} {median[first, b] / median[second, b]:.2f}'
+            for b in ('pytorch', *args.backends)))
     if args.profile:
         for name, _, onnx_file in models:
             print(f'\nONNX Runtime kernel time of {name} (ms per run, share):')

@@ -1,29 +1,45 @@
-"""Deployment of TSD detectors: ONNX export of the op and of whole detectors, ONNX Runtime runs.
+"""Deployment of TSD detectors: ONNX export of the op and of whole detectors, run by runtimes.
 
 Implements the pooling of eq. 3-6 in standard ONNX operators (``RoiAlign``); the detectors'
-equations are the heads', unchanged. Needs onnx, onnxscript and onnxruntime (requirements/).
+equations are the heads', unchanged. The contract (``contract``), the loading (``loading``) and the
+evaluation and latency are backend-neutral; ``export`` produces the ONNX file; each runtime
+(ONNX Runtime, OpenVINO) is one module of ``runtimes``. Needs onnx, onnxscript, onnxruntime and
+openvino (requirements/).
 """
-from .benchmark import benchmark_latency, profile_onnx
+from .benchmark import benchmark_latency
 from .checks import ExportError, check_config, check_exportable
-from .detector import ExportDetector, ExportRoIExtractor
-from .evaluation import OnnxRuntimeDetector, evaluate_onnx, to_instances
-from .export import (
+from .contract import (
+    METADATA_KEY,
+    check_metadata,
     compare_with_pytorch,
     config_classes,
-    export_detector,
-    load_detector,
     match_detections,
+    model_metadata,
     sample_image,
     test_input_shape,
 )
+from .detector import ExportDetector, ExportRoIExtractor
+from .evaluation import DeployedModel, evaluate_deployed, to_instances
+from .export import export_detector
+from .loading import build_initialised_model, load_detector
 from .onnx_ops import CUSTOM_TRANSLATION_TABLE, OPSET, deform_roi_align_onnx
-from .runtime import OnnxDetector
+from .runtimes import (
+    RUNTIMES,
+    DeployedDetector,
+    OnnxDetector,
+    OpenVinoDetector,
+    build_runtime,
+    profile_onnx,
+    register_runtime,
+    save_openvino_ir,
+)
 
 __all__ = [
-    'CUSTOM_TRANSLATION_TABLE', 'OPSET', 'ExportDetector', 'ExportError', 'ExportRoIExtractor',
-    'OnnxDetector', 'OnnxRuntimeDetector', 'benchmark_latency', 'check_config',
-    'check_exportable', 'compare_with_pytorch', 'config_classes', 'deform_roi_align_onnx',
-    'evaluate_onnx', 'export_detector', 'load_detector', 'match_detections', 'profile_onnx',
-    'sample_image',
-    'test_input_shape', 'to_instances'
+    'CUSTOM_TRANSLATION_TABLE', 'METADATA_KEY', 'OPSET', 'RUNTIMES', 'DeployedDetector',
+    'DeployedModel', 'ExportDetector', 'ExportError', 'ExportRoIExtractor', 'OnnxDetector',
+    'OpenVinoDetector', 'benchmark_latency', 'build_initialised_model', 'build_runtime',
+    'check_config', 'check_exportable', 'check_metadata', 'compare_with_pytorch',
+    'config_classes', 'deform_roi_align_onnx', 'evaluate_deployed', 'export_detector',
+    'load_detector', 'match_detections', 'model_metadata', 'profile_onnx', 'register_runtime',
+    'sample_image', 'save_openvino_ir', 'test_input_shape', 'to_instances'
 ]

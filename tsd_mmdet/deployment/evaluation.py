@@ -1,4 +1,4 @@
-"""Evaluation of an exported detector with ONNX Runtime through mmdet's own test loop and metrics.
+"""Evaluation of an exported detector under any runtime through mmdet's own test loop and metrics.
 
 Implements no equation: the detections of the exported graph (eq. 3-6 through the heads) go to the
 config's evaluator (COCO box / mask AP, OpenImages AP) exactly as ``model.predict``'s would.
@@ -17,9 +17,9 @@ from mmengine.registry import RUNNERS
 from mmengine.structures import InstanceData
 
 from .checks import check_config
-from .runtime import OnnxDetector
+from .runtimes import build_runtime
 
-__all__ = ['OnnxRuntimeDetector', 'evaluate_onnx', 'to_instances']
+__all__ = ['DeployedModel', 'evaluate_deployed', 'to_instances']
 
 
 def to_instances(outputs: dict, img_meta: dict, mask_paster: FCNMaskHead | None = None,
@@ -60,22 +60,25 @@ def to_instances(outputs: dict, img_meta: dict, mask_paster: FCNMaskHead | None 
 
 
 @MODELS.register_module()
-class OnnxRuntimeDetector(BaseModel):
-    """A model for mmengine's ``Runner`` whose predictions come from an exported ONNX file.
+class DeployedModel(BaseModel):
+    """A model for mmengine's ``Runner`` whose predictions come from an exported model file run by
+    one of the runtimes (``tsd_mmdet.deployment.RUNTIMES``).
 
     ``forward(inputs, data_samples, mode='predict')``: inputs, a list of (3, H, W) images from the
     test pipeline; returns the data samples with ``pred_instances`` set by :func:`to_instances`.
 
     Args:
-        onnx_file (str): File written by ``export_detector``.
+        model_file (str): File written by ``export_detector`` (or its OpenVINO IR ``.xml``).
         mask_thr_binary (float): Mask threshold of the config (Mask R-CNN).
-        threads (int, optional): ONNX Runtime intra-op threads.
+        threads (int, optional): The runtime's threads.
+        backend (str): The runtime, e.g. 'onnxruntime' or 'openvino'.
+        precision (str): The runtime's inference precision ('f32'; OpenVINO also 'bf16', 'f16').
     """
 
-    def __init__(self, onnx_file: str, mask_thr_binary: float = 0.5, threads: int | None = None,
-                 **kwargs):
+    def __init__(self, model_file: str, mask_thr_binary: float = 0.5, threads: int | None = None,
+                 backend: str = 'onnxruntime', precision: str = 'f32', **kwargs):
         super().__init__(**kwargs)
-        self.detector = OnnxDetector(onnx_file, threads)
+        self.detector = build_runtime(backend, model_file, threads, precision)
         self.mask_thr_binary = mask_thr_binary
         # mmdet's own pasting; it has no weights that matter (activate_map=True, one class).
         self.mask_paster = FCNMaskHead(num_convs=0, num_classes=1, class_agnostic=True,
@@ -85,7 +88,7 @@ class OnnxRuntimeDetector(BaseModel):
     def forward(self, inputs: list[torch.Tensor], data_samples: list[DetDataSample],
                 mode: str = 'predict') -> list[DetDataSample]:
         if mode != 'predict':
-            raise ValueError(f'OnnxRuntimeDetector only predicts, got mode={mode!r}')
+            raise ValueError(f'DeployedModel only predicts, got mode={mode!r}')
         for image, sample in zip(inputs, data_samples):
             outputs = self.detector(image[None].float().numpy())
             sample.pred_instances = to_instances(outputs, sample.metainfo, self.mask_paster,
@@ -93,38 +96,45 @@ class OnnxRuntimeDetector(BaseModel):
         return data_samples
 
 
-def evaluate_onnx(cfg: Config, onnx_file: str, out: str | None = None,
-                  work_dir: str | None = None, threads: int | None = None) -> dict:
-    """Evaluate an exported detector on the config's test set, as tools/test.py does.
+def evaluate_deployed(cfg: Config, model_file: str, out: str | None = None,
+                      work_dir: str | None = None, threads: int | None = None,
+                      backend: str = 'onnxruntime', precision: str = 'f32') -> dict:
+    """Evaluate an exported detector under a runtime on the config's test set, as tools/test.py
+    does.
 
     The config's test dataloader, evaluator, logging and hooks run in its runner (``TSDRunner``
     unless the config names another: the test data is checked first, one line if unusable); the
-    model is :class:`OnnxRuntimeDetector`. Prints what tools/test.py prints (progress, the
-    metric's table, the final metrics line).
+    model is :class:`DeployedModel`. Prints what tools/test.py prints (progress, the metric's
+    table, the final metrics line).
 
     Args:
         cfg (Config): Detector config (``--cfg-options`` applied).
-        onnx_file (str): The exported model; checked against ``cfg`` first.
+        model_file (str): The exported model (``.onnx``, or ``.xml`` IR for OpenVINO); checked
+            against ``cfg`` first.
         out (str, optional): Also dump the predictions to this ``.pkl`` (as tools/test.py --out).
-        work_dir (str, optional): Runner work dir; default ``./work_dirs/<config name>_onnx``.
-        threads (int, optional): ONNX Runtime intra-op threads.
+        work_dir (str, optional): Runner work dir; default ``./work_dirs/<config name>_onnx``
+            (ONNX Runtime) or ``./work_dirs/<config name>_<backend>``.
+        threads (int, optional): The runtime's threads.
+        backend (str): The runtime (``RUNTIMES``).
+        precision (str): The runtime's inference precision.
 
     Returns:
         dict: The metrics.
 
     Raises:
-        ExportError: the model file does not match the config, or the config tests with
-            test-time augmentation.
+        ExportError: an unknown backend, the model file does not match the config, or the
+            config tests with test-time augmentation.
     """
     check_config(cfg)
-    OnnxDetector(onnx_file).check_config(cfg)
+    build_runtime(backend, model_file, threads, precision).check_config(cfg)
     cfg = cfg.copy()
     mask_thr = (cfg.model.test_cfg.get('rcnn') or {}).get('mask_thr_binary', 0.5)
-    cfg.model = dict(type='OnnxRuntimeDetector', onnx_file=onnx_file, mask_thr_binary=mask_thr,
-                     threads=threads)
+    cfg.model = dict(type='DeployedModel', model_file=model_file, mask_thr_binary=mask_thr,
+                     threads=threads, backend=backend, precision=precision)
     cfg.load_from = None
+    suffix = '_onnx' if backend == 'onnxruntime' else f'_{backend}'
     cfg.work_dir = work_dir or cfg.get('work_dir') or osp.join(
-        './work_dirs', osp.splitext(osp.basename(cfg.filename))[0] + '_onnx')
+        './work_dirs', osp.splitext(osp.basename(cfg.filename))[0] + suffix)
     cfg.setdefault('runner_type', 'TSDRunner')
     runner = RUNNERS.build(cfg)
     if out is not None:
@@ -132,4 +142,3 @@ def evaluate_onnx(cfg: Config, onnx_file: str, out: str | None = None,
             raise ValueError(f'--out must be a .pkl or .pickle file, got {out}')
         runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=out))
     return runner.test()
-

@@ -4,18 +4,14 @@ Relates to eq. 2 and 9: the baseline's head H_* becomes the sibling and both TSD
 (cls_fcs + fc_cls) and H_2^D (reg_fcs + fc_reg); the offset predictors F_c, F_r (eq. 3, 5) keep
 their init. With zero offsets TSD then computes exactly what the baseline computes.
 """
-import copy
-import logging
 import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 
-import torch
-from mmdet.registry import MODELS
 from mmengine.config import ConfigDict
-from mmengine.logging import MMLogger
 from torch import Tensor, nn
 
+from ..deployment.loading import build_initialised_model
 from ..models.bbox_heads import TSDBBoxHead
 
 # The layers of a plain Shared2FCBBoxHead, and where each goes in TSDBBoxHead.
@@ -91,42 +87,6 @@ def unwrap_state_dict(checkpoint: dict) -> dict[str, Tensor]:
     """
     state_dict = checkpoint.get('state_dict', checkpoint)
     return {re.sub(r'^module\.', '', k): v for k, v in state_dict.items()}
-
-
-def _drop_pretrained_init(node) -> None:
-    """Set every ``init_cfg`` of type Pretrained in a config tree to None, in place."""
-    if isinstance(node, dict):
-        init_cfg = node.get('init_cfg')
-        if isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained':
-            node['init_cfg'] = None
-        for value in node.values():
-            _drop_pretrained_init(value)
-    elif isinstance(node, list):
-        for value in node:
-            _drop_pretrained_init(value)
-
-
-def build_initialised_model(model_cfg: ConfigDict, seed: int = 0) -> nn.Module:
-    """The model of ``model_cfg`` on CPU, initialised as configured but without downloading.
-
-    ``Pretrained`` init configs are dropped (the baseline's weights replace them), so nothing is
-    fetched; the rest, the offset predictors' Normal(std=1e-3) included, initialise as in
-    training, under ``seed`` and without touching the caller's random state. mmengine's
-    per-parameter init log (one entry per tensor) is kept out of the console.
-    """
-    model_cfg = copy.deepcopy(model_cfg)
-    _drop_pretrained_init(model_cfg)
-    logger = MMLogger.get_current_instance()
-    level = logger.level
-    logger.setLevel(logging.WARNING)
-    try:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            model = MODELS.build(model_cfg)
-            model.init_weights()
-    finally:
-        logger.setLevel(level)
-    return model
 
 
 def _tsd_stages(model: nn.Module) -> list[tuple[str, TSDBBoxHead, str | None]]:

@@ -1,0 +1,17 @@
+"""The runtimes of tsd_mmdet.deployment, one module each, registered by name (``--backend``).
+
+Not an equation of the paper. Every module of this package is imported here, so that a runtime
+is one module: a :class:`DeployedDetector` subclass decorated with ``@register_runtime('name')``.
+"""
+import importlib
+import pkgutil
+
+from .base import RUNTIMES, DeployedDetector, build_runtime, register_runtime
+from .onnxruntime import OnnxDetector, profile_onnx
+from .openvino import OpenVinoDetector, save_openvino_ir
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f'{__name__}.{_module.name}')
+
+__all__ = ['RUNTIMES', 'DeployedDetector', 'OnnxDetector', 'OpenVinoDetector', 'build_runtime',
+           'profile_onnx', 'register_runtime', 'save_openvino_ir']
