@@ -84,8 +84,14 @@ if ! ls "$MMCV_DIR"/mmcv-*.whl >/dev/null 2>&1; then
   # One SASS arch, no PTX, keeps the .so small. MMCV_WITH_OPS + FORCE_CUDA builds _ext with the
   # CUDA kernels although this machine has no GPU. torch's CUDA headers include cuSPARSE's and
   # cuBLAS's, which a compiler-only CUDA lacks: the venv's CUDA wheels (nvidia/cu13) have them.
-  NV=$("$VENV/bin/python" -c 'import glob, os, sysconfig; print(*glob.glob(os.path.join(sysconfig.get_paths()["purelib"], "nvidia", "cu*", "include")))')
-  [ -n "$NV" ] || die "no nvidia/cu*/include in $VENV: torch's CUDA wheels are missing"
+  NV=$("$VENV/bin/python" - <<'EOF'
+import glob, os, sys, sysconfig
+dirs = glob.glob(os.path.join(sysconfig.get_paths()['purelib'], 'nvidia', '*', 'include'))
+if not any(os.path.isfile(os.path.join(d, 'cusparse.h')) for d in dirs):
+    sys.exit(1)
+print(':'.join(dirs))
+EOF
+) || die "no cusparse.h under $VENV's nvidia/*/include: torch's CUDA wheels are missing"
   if ! (cd "$SRC/mmcv-$MMCV_VERSION" && export CPATH=$NV${CPATH:+:$CPATH} \
         && MMCV_WITH_OPS=1 FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST="$GPU_ARCH" \
         MAX_JOBS=${MAX_JOBS:-$(nproc)} "${PIP[@]}" wheel -v --no-build-isolation --no-deps \

@@ -11,7 +11,6 @@ from dataclasses import asdict, dataclass, field
 from mmengine.config import ConfigDict
 from torch import Tensor, nn
 
-from ..deployment.loading import build_initialised_model
 from ..models.bbox_heads import TSDBBoxHead
 
 # The layers of a plain Shared2FCBBoxHead, and where each goes in TSDBBoxHead.
@@ -195,6 +194,8 @@ def convert(tsd_model_cfg: ConfigDict,
             fc widths or stages, class-agnostic regression on one side only, or not a plain
             Shared2FC head); the message names every mismatch.
     """
+    # here, not at the top: the deployment package brings the runtimes (onnx, openvino) with it
+    from ..deployment.loading import build_initialised_model
     model = build_initialised_model(tsd_model_cfg, seed)
     tsd = model.state_dict()
     stages = _tsd_stages(model)
