@@ -219,8 +219,10 @@ def draw_tsd(img: np.ndarray, vis: dict, class_names, out_file: str, gt: dict | 
     import matplotlib.pyplot as plt
 
     h, w = img.shape[:2]
-    panel = max(w, 480) / 100  # inches per panel at dpi 100
-    fig, axes = plt.subplots(1, 2, figsize=(2 * panel, panel * h / w + 0.4), dpi=100)
+    panel = max(w, 480)  # pixels per panel, at dpi 100; 40 px of titles
+    # whole pixels first: matplotlib < 3.11 truncates 3.9999999 inches * 100 dpi to 399 px
+    height = round(panel * h / w) + 40
+    fig, axes = plt.subplots(1, 2, figsize=(2 * panel / 100, height / 100), dpi=100)
     for ax in axes:
         ax.imshow(img)
         ax.set_xlim(0, w)
