@@ -6,12 +6,15 @@ and in every runtime of --backends on the same seeded random images, interleaved
 threads, after a warm-up; prints the median and p90 per image and the ratios (docs/deploy.md).
 
     python tools/deployment/benchmark_onnx.py CONFIG [CONFIG ...] [--checkpoints CKPT ...] \
-        [--shape H W] [--images 5] [--repeats 5] [--warmup 2] [--threads 1] \
+        [--shape H W] [--images 5] [--repeats 5] [--warmup 2] [--threads 1 [2 ...]] \
         [--backends onnxruntime openvino] [--precision f32] [--work-dir DIR] [--profile] \
         [--cfg-options ...]
 
-Give the TSD config first and its baseline twin second: the last line is then the TSD / baseline
-latency ratio under each backend. --profile adds ONNX Runtime's kernel time per operator type.
+Give the TSD config first and its baseline twin second: TSD / baseline is then printed under each
+backend. With several --threads, each thread count is one interleaved run of every model and
+backend; the end is a markdown table of all (docs/deploy.md). --profile adds each runtime's own
+profile: time per operator type (ONNX Runtime's profiler, OpenVINO's per-layer counters), the
+RoiAlign of Point.w apart.
 """
 import argparse
 import os
@@ -25,8 +28,9 @@ from tsd_mmdet.deployment import (
     ExportError,
     benchmark_latency,
     export_detector,
+    latency_table,
     load_detector,
-    profile_onnx,
+    profile_runtime,
 )
 from tsd_mmdet.utils.config import load_config
 
@@ -42,7 +46,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--images', type=int, default=5, help='images per repeat')
     parser.add_argument('--repeats', type=int, default=5, help='passes over the images')
     parser.add_argument('--warmup', type=int, default=2, help='untimed runs of each first')
-    parser.add_argument('--threads', type=int, default=1, help='threads of every backend')
+    parser.add_argument('--threads', type=int, nargs='+', default=[1],
+                        help='threads of every backend; several: one run each (default 1)')
     parser.add_argument('--backends', nargs='+', default=['onnxruntime', 'openvino'],
                         metavar='BACKEND', help='runtimes timed beside PyTorch, of '
                         f"{', '.join(RUNTIMES)} (default onnxruntime openvino)")
@@ -51,10 +56,30 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--work-dir', default='work_dirs/benchmark_onnx',
                         help='where the exported models go')
     parser.add_argument('--profile', action='store_true',
-                        help="also print ONNX Runtime's kernel time per operator type")
+                        help="also print each runtime's time per operator type")
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override settings of every config, key=value')
     return parser.parse_args()
+
+
+def report(rows: list[dict], models: list, args: argparse.Namespace, threads: int) -> None:
+    """Print one thread count's medians and ratios."""
+    print(f'\n{args.shape[0]}x{args.shape[1]}, {threads} thread(s), '
+          f'{rows[0]["runs"]} runs each (ms per image)')
+    print(f'{"model":48s} {"backend":12s} {"median":>8s} {"p90":>8s}')
+    for row in rows:
+        print(f'{row["name"]:48s} {row["backend"]:12s} {row["median_ms"]:8.1f} '
+              f'{row["p90_ms"]:8.1f}')
+    median = {(r['name'], r['backend']): r['median_ms'] for r in rows}
+    for name, _, _ in models:
+        print(f'{name}: ' + ', '.join(
+            f'{b} / pytorch = {median[name, b] / median[name, "pytorch"]:.2f}'
+            for b in args.backends))
+    if len(models) == 2:
+        (first, _, _), (second, _, _) = models
+        print(f'{first} / {second}: ' + ', '.join(
+            f'{b} {median[first, b] / median[second, b]:.2f}'
+            for b in ('pytorch', *args.backends)))
 
 
 def main() -> None:
@@ -73,33 +98,24 @@ def main() -> None:
             print(f'exporting {name} to {onnx_file}', flush=True)
             export_detector(detector, onnx_file, tuple(args.shape))
             models.append((name, detector, onnx_file))
-        rows = benchmark_latency(models, tuple(args.shape), args.images, args.repeats,
-                                 args.warmup, args.threads, log=lambda s: print(s, flush=True),
-                                 backends=args.backends, precision=args.precision)
+        rows = []
+        for threads in args.threads:
+            print(f'{threads} thread(s)', flush=True)
+            run = benchmark_latency(models, tuple(args.shape), args.images, args.repeats,
+                                    args.warmup, threads, log=lambda s: print(s, flush=True),
+                                    backends=args.backends, precision=args.precision)
+            rows += [dict(row, threads=threads) for row in run]
+            report(run, models, args, threads)
     except ExportError as e:
         raise SystemExit(f'export error: {e}') from None
-    print(f'\n{args.shape[0]}x{args.shape[1]}, {args.threads} thread(s), '
-          f'{rows[0]["runs"]} runs each (ms per image)')
-    print(f'{"model":48s} {"backend":12s} {"median":>8s} {"p90":>8s}')
-    for row in rows:
-        print(f'{row["name"]:48s} {row["backend"]:12s} {row["median_ms"]:8.1f} '
-              f'{row["p90_ms"]:8.1f}')
-    median = {(r['name'], r['backend']): r['median_ms'] for r in rows}
-    for name, _, _ in models:
-        print(f'{name}: ' + ', '.join(
-            f'{b} / pytorch = {median[name, b] / median[name, "pytorch"]:.2f}'
-            for b in args.backends))
-    if len(models) == 2:
-        (first, _, _), (second, _, _) = models
-        print(f'{first} / {second}: ' + ', '.join(
-            f'{b} {median[first, b] / median[second, b]:.2f}'
-            for b in ('pytorch', *args.backends)))
+    print('\n' + '\n'.join(latency_table(rows, tuple(args.shape), pair=len(models) == 2)))
     if args.profile:
-        for name, _, onnx_file in models:
-            print(f'\nONNX Runtime kernel time of {name} (ms per run, share):')
-            for op, ms, share in profile_onnx(onnx_file, tuple(args.shape), args.threads,
-                                              profile_dir=args.work_dir)[:10]:
-                print(f'  {op:32s} {ms:8.2f} {100 * share:5.1f}%')
+        for backend in args.backends:
+            for name, _, onnx_file in models:
+                print(f'\n{RUNTIMES[backend].title} profile of {name} (ms per run, share):')
+                for op, ms, share in profile_runtime(backend, onnx_file, tuple(args.shape),
+                                                     args.threads[0], 3, args.precision)[:12]:
+                    print(f'  {op:32s} {ms:8.2f} {100 * share:5.1f}%')
 
 
 if __name__ == '__main__':

@@ -6,7 +6,7 @@ evaluation and latency are backend-neutral; ``export`` produces the ONNX file; e
 (ONNX Runtime, OpenVINO) is one module of ``runtimes``. Needs onnx, onnxscript, onnxruntime and
 openvino (requirements/).
 """
-from .benchmark import benchmark_latency
+from .benchmark import benchmark_latency, latency_table, profile_runtime
 from .checks import ExportError, check_config, check_exportable
 from .contract import (
     METADATA_KEY,
@@ -24,22 +24,23 @@ from .export import export_detector
 from .loading import build_initialised_model, load_detector
 from .onnx_ops import CUSTOM_TRANSLATION_TABLE, OPSET, deform_roi_align_onnx
 from .runtimes import (
+    POINTWISE_ROI_ALIGN,
     RUNTIMES,
     DeployedDetector,
     OnnxDetector,
     OpenVinoDetector,
     build_runtime,
-    profile_onnx,
     register_runtime,
     save_openvino_ir,
 )
 
 __all__ = [
-    'CUSTOM_TRANSLATION_TABLE', 'METADATA_KEY', 'OPSET', 'RUNTIMES', 'DeployedDetector',
-    'DeployedModel', 'ExportDetector', 'ExportError', 'ExportRoIExtractor', 'OnnxDetector',
-    'OpenVinoDetector', 'benchmark_latency', 'build_initialised_model', 'build_runtime',
-    'check_config', 'check_exportable', 'check_metadata', 'compare_with_pytorch',
-    'config_classes', 'deform_roi_align_onnx', 'evaluate_deployed', 'export_detector',
-    'load_detector', 'match_detections', 'model_metadata', 'profile_onnx', 'register_runtime',
+    'CUSTOM_TRANSLATION_TABLE', 'DeployedDetector', 'DeployedModel', 'ExportDetector',
+    'ExportError', 'ExportRoIExtractor', 'METADATA_KEY', 'OPSET', 'OnnxDetector',
+    'OpenVinoDetector', 'POINTWISE_ROI_ALIGN', 'RUNTIMES', 'benchmark_latency',
+    'build_initialised_model', 'build_runtime', 'check_config', 'check_exportable',
+    'check_metadata', 'compare_with_pytorch', 'config_classes', 'deform_roi_align_onnx',
+    'evaluate_deployed', 'export_detector', 'latency_table', 'load_detector',
+    'match_detections', 'model_metadata', 'profile_runtime', 'register_runtime',
     'sample_image', 'save_openvino_ir', 'test_input_shape', 'to_instances'
 ]

@@ -17,7 +17,14 @@ from tsd_mmdet.ops import has_extension
 from .checks import ExportError
 from .runtimes import DeployedDetector, build_runtime
 
-__all__ = ['benchmark_latency']
+__all__ = ['benchmark_latency', 'latency_table', 'profile_runtime']
+
+
+def _images(shape: tuple[int, int], num: int) -> list[torch.Tensor]:
+    """``num`` seeded random (1, 3, H, W) float images, the same in every call."""
+    generator = torch.Generator().manual_seed(0)
+    return [torch.randint(0, 256, (1, 3, *shape), generator=generator).float()
+            for _ in range(num)]
 
 
 def _eager(detector: nn.Module):
@@ -81,9 +88,7 @@ def benchmark_latency(models: list[tuple[str, nn.Module, str]], shape: tuple[int
             for backend in backends:
                 runners.append((name, backend, _deployed(
                     build_runtime(backend, onnx_file, threads, precision))))
-        generator = torch.Generator().manual_seed(0)
-        images = [torch.randint(0, 256, (1, 3, *shape), generator=generator).float()
-                  for _ in range(num_images)]
+        images = _images(shape, num_images)
         for *_, run in runners:
             for _ in range(warmup):
                 run(images[0])
@@ -102,3 +107,66 @@ def benchmark_latency(models: list[tuple[str, nn.Module, str]], shape: tuple[int
                  median_ms=1e3 * float(np.median(times[name, backend])),
                  p90_ms=1e3 * float(np.percentile(times[name, backend], 90)))
             for name, backend, _ in runners]
+
+
+def profile_runtime(backend: str, path: str, shape: tuple[int, int], threads: int = 1,
+                    runs: int = 3, precision: str = 'f32') -> list[tuple[str, float, float]]:
+    """Where a runtime spends its time on the first benchmark image: its own profiler's time per
+    operator type (:meth:`DeployedDetector.profile`), the RoiAlign of Point.w apart.
+
+    Args:
+        backend (str): A registered runtime (``RUNTIMES``).
+        path (str): The exported model.
+        shape (tuple[int, int]): (H, W) of the seeded random image.
+        threads (int): The runtime's threads.
+        runs (int): Profiled runs, after one untimed run.
+        precision (str): The runtime's inference precision.
+
+    Returns:
+        list[tuple[str, float, float]]: (operator, ms per run, share of the profiled time), most
+        costly first.
+
+    Raises:
+        ExportError: an unknown backend, or one without a profiler.
+    """
+    deployed = build_runtime(backend, path, threads, precision)
+    total = deployed.profile(_images(shape, 1)[0].numpy(), runs)
+    overall = sum(total.values()) or 1.0
+    return [(op, ms / runs, ms / overall)
+            for op, ms in sorted(total.items(), key=lambda item: -item[1])]
+
+
+def latency_table(rows: list[dict], shape: tuple[int, int], pair: bool = False) -> list[str]:
+    """Markdown lines of :func:`benchmark_latency`'s rows, one per (model, threads): the median
+    (p90) per image under each backend, and each runtime's time over eager PyTorch's; with
+    ``pair`` (the first model TSD, the second its baseline), a line of TSD / baseline per thread
+    count under each backend.
+
+    Args:
+        rows (list[dict]): Rows of :func:`benchmark_latency`, each with a ``threads`` key added.
+        shape (tuple[int, int]): (H, W) of the images.
+        pair (bool): Add the TSD / baseline lines.
+
+    Returns:
+        list[str]: The table's lines (header first).
+    """
+    backends = list(dict.fromkeys(r['backend'] for r in rows))
+    runtimes = [b for b in backends if b != 'pytorch']
+    median = {(r['name'], r['threads'], r['backend']): r['median_ms'] for r in rows}
+    p90 = {(r['name'], r['threads'], r['backend']): r['p90_ms'] for r in rows}
+    names = list(dict.fromkeys(r['name'] for r in rows))
+    threads = list(dict.fromkeys(r['threads'] for r in rows))
+    lines = ['| model | input | threads | ' + ' | '.join(f'{b} median / p90 (ms)' for b in backends)
+             + ' | ' + ' | '.join(f'{b} / pytorch' for b in runtimes) + ' |',
+             '| ' + ' | '.join(['---'] * (3 + len(backends) + len(runtimes))) + ' |']
+    for t in threads:
+        for name in names:
+            cells = [f'{median[name, t, b]:.1f} / {p90[name, t, b]:.1f}' for b in backends]
+            cells += [f'{median[name, t, b] / median[name, t, "pytorch"]:.2f}' for b in runtimes]
+            lines.append(f'| {name} | {shape[0]}x{shape[1]} | {t} | ' + ' | '.join(cells) + ' |')
+        if pair and len(names) == 2:
+            first, second = names
+            cells = [f'{median[first, t, b] / median[second, t, b]:.2f}' for b in backends]
+            lines.append(f'| {first} / {second} | | {t} | ' + ' | '.join(cells)
+                         + ' |' * (len(runtimes) + 1))
+    return lines

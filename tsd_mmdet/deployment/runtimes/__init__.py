@@ -6,12 +6,18 @@ is one module: a :class:`DeployedDetector` subclass decorated with ``@register_r
 import importlib
 import pkgutil
 
-from .base import RUNTIMES, DeployedDetector, build_runtime, register_runtime
-from .onnxruntime import OnnxDetector, profile_onnx
+from .base import (
+    POINTWISE_ROI_ALIGN,
+    RUNTIMES,
+    DeployedDetector,
+    build_runtime,
+    register_runtime,
+)
+from .onnxruntime import OnnxDetector
 from .openvino import OpenVinoDetector, save_openvino_ir
 
 for _module in pkgutil.iter_modules(__path__):
     importlib.import_module(f'{__name__}.{_module.name}')
 
-__all__ = ['RUNTIMES', 'DeployedDetector', 'OnnxDetector', 'OpenVinoDetector', 'build_runtime',
-           'profile_onnx', 'register_runtime', 'save_openvino_ir']
+__all__ = ['POINTWISE_ROI_ALIGN', 'RUNTIMES', 'DeployedDetector', 'OnnxDetector',
+           'OpenVinoDetector', 'build_runtime', 'register_runtime', 'save_openvino_ir']

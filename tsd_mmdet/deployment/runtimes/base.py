@@ -12,9 +12,13 @@ from mmengine.config import Config
 from ..checks import ExportError
 from ..contract import INPUT, METADATA_KEY, OUTPUTS, check_metadata
 
-__all__ = ['RUNTIMES', 'DeployedDetector', 'build_runtime', 'register_runtime']
+__all__ = ['POINTWISE_ROI_ALIGN', 'RUNTIMES', 'DeployedDetector', 'build_runtime',
+           'register_runtime']
 
 RUNTIMES: dict[str, type['DeployedDetector']] = {}  # backend name -> runtime, register_runtime
+# How a profile names the RoiAlign of Point.w (eq. 5-6: 1x1 outputs over K * oh * ow sub-boxes),
+# counted apart from the other RoiAlign nodes (P, Prop.w, the baselines' and the mask's pooling).
+POINTWISE_ROI_ALIGN = 'RoiAlign (Point.w sub-boxes)'
 
 
 class DeployedDetector(abc.ABC):
@@ -80,6 +84,16 @@ class DeployedDetector(abc.ABC):
     @abc.abstractmethod
     def forward(self, image: np.ndarray) -> list[np.ndarray]:
         """The outputs, in the file's order, of one contiguous (1, 3, H, W) float32 image."""
+
+    def profile(self, image: np.ndarray, runs: int) -> dict[str, float]:
+        """Where the runtime spends its time: milliseconds per operator type summed over ``runs``
+        inferences of ``image`` (after one untimed run), from the runtime's own profiler; the
+        Point.w ``RoiAlign`` as :data:`POINTWISE_ROI_ALIGN`. Optional for a runtime.
+
+        Raises:
+            ExportError: the runtime has no profiler here.
+        """
+        raise ExportError(f'{self.title} has no per-operator profile in tsd_mmdet')
 
     @property
     def with_mask(self) -> bool:

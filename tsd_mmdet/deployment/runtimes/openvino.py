@@ -3,6 +3,7 @@
 Not an equation of the paper: runs the exported graph (eq. 3-6 as ``RoiAlign``) on the CPU, and
 writes OpenVINO IR (``.xml`` / ``.bin``) that carries the ONNX file's metadata.
 """
+import collections
 import os
 import os.path as osp
 
@@ -10,7 +11,7 @@ import numpy as np
 
 from ..checks import ExportError
 from ..contract import METADATA_KEY
-from .base import DeployedDetector, register_runtime
+from .base import POINTWISE_ROI_ALIGN, DeployedDetector, register_runtime
 
 __all__ = ['OpenVinoDetector', 'save_openvino_ir']
 
@@ -63,6 +64,37 @@ class OpenVinoDetector(DeployedDetector):
     def forward(self, image: np.ndarray) -> list[np.ndarray]:
         results = self.request.infer({0: image})
         return [results[output] for output in self.compiled.outputs]
+
+    def profile(self, image: np.ndarray, runs: int) -> dict[str, float]:
+        """Real time per executed node type from OpenVINO's per-layer counters (``PERF_COUNT``,
+        a second compilation with the same threads and precision). OpenVINO names its own types
+        ('Convolution', 'FullyConnected', fused nodes under the first one's type); its
+        ``ROIAlign`` is reported as 'RoiAlign', Point.w's (1x1 outputs) apart. See
+        :meth:`DeployedDetector.profile`."""
+        ov = _openvino()
+        core = ov.Core()
+        model = core.read_model(self.path)
+        pointwise = {node.get_friendly_name() for node in model.get_ordered_ops()
+                     if node.get_type_name() == 'ROIAlign'
+                     and node.get_attributes().get('pooled_h') == 1
+                     and node.get_attributes().get('pooled_w') == 1}
+        config = {'INFERENCE_PRECISION_HINT': self.precision, 'PERFORMANCE_HINT': 'LATENCY',
+                  'PERF_COUNT': True}
+        if self.threads is not None:
+            config['INFERENCE_NUM_THREADS'] = self.threads
+        request = core.compile_model(model, 'CPU', config).create_infer_request()
+        request.infer({0: image})
+        total = collections.Counter()
+        for _ in range(runs):
+            request.infer({0: image})  # the counters are the last inference's
+            for info in request.get_profiling_info():
+                if info.status != info.Status.EXECUTED:
+                    continue
+                op = 'RoiAlign' if info.node_type == 'ROIAlign' else info.node_type
+                if op == 'RoiAlign' and info.node_name in pointwise:
+                    op = POINTWISE_ROI_ALIGN
+                total[op] += info.real_time.total_seconds() * 1e3
+        return dict(total)
 
 
 def _metadata(model) -> str | None:
