@@ -5,12 +5,16 @@ Not an equation of the paper: the guard rails of tsd_mmdet.deployment (detectors
 from mmengine.config import Config
 from torch import nn
 
+from ..models.roi_heads import TSDStageMixin
+
 __all__ = ['ExportError', 'check_config', 'check_exportable']
 
 # Exact class names: a subclass may change what a supported method computes.
 DETECTORS = ('FasterRCNN', 'MaskRCNN', 'CascadeRCNN')
 RPN_HEADS = ('RPNHead',)
-ROI_HEADS = ('StandardRoIHead', 'TSDRoIHead', 'CascadeRoIHead', 'TSDCascadeRoIHead')
+# mmdet's baselines by exact name; a TSD head by its contract (TSDStageMixin.tsd_inference)
+ROI_HEADS = ('StandardRoIHead', 'CascadeRoIHead')
+TSD_INFERENCE = ('standard', 'cascade')
 EXTRACTORS = ('SingleRoIExtractor', 'TSDRoIExtractor')
 ROI_LAYERS = ('RoIAlign', 'DeformRoIAlign')  # mmcv's (average pooling) and ours
 BBOX_HEADS = ('BBoxHead', 'ConvFCBBoxHead', 'Shared2FCBBoxHead', 'Shared4Conv1FCBBoxHead',
@@ -18,8 +22,9 @@ BBOX_HEADS = ('BBoxHead', 'ConvFCBBoxHead', 'Shared2FCBBoxHead', 'Shared4Conv1FC
 MASK_HEADS = ('FCNMaskHead',)
 BOX_CODERS = ('DeltaXYWHBBoxCoder',)
 TTA_TRANSFORMS = ('TestTimeAug', 'MultiScaleFlipAug')
-SUPPORTED = ('Faster R-CNN, Mask R-CNN and Cascade R-CNN with TSDRoIHead / TSDCascadeRoIHead or '
-             "mmdet's StandardRoIHead / CascadeRoIHead")
+SUPPORTED = ("Faster R-CNN, Mask R-CNN and Cascade R-CNN (and Libra, Dynamic, PISA R-CNN) with a "
+             "TSD RoI head whose inference is Faster's or Cascade's, or mmdet's StandardRoIHead / "
+             'CascadeRoIHead')
 
 
 class ExportError(ValueError):
@@ -71,11 +76,18 @@ def check_exportable(detector: nn.Module) -> None:
                           f"candidates per level), got {rpn_cfg.get('nms_pre')}")
     _check_nms('model.test_cfg.rpn', rpn_cfg)
     roi_head = detector.roi_head
-    _require('model.roi_head', roi_head, ROI_HEADS)
+    if isinstance(roi_head, TSDStageMixin):
+        if roi_head.tsd_inference not in TSD_INFERENCE:
+            raise ExportError(f"model.roi_head is {_name(roi_head)}, whose inference is neither "
+                              "Faster R-CNN's nor Cascade R-CNN's (its own test-time flow), which "
+                              f'export does not reproduce; export handles {SUPPORTED}')
+        cascade = roi_head.tsd_inference == 'cascade'
+    else:
+        _require('model.roi_head', roi_head, ROI_HEADS)
+        cascade = _name(roi_head) == 'CascadeRoIHead'
     if roi_head.with_shared_head:
         raise ExportError('model.roi_head.shared_head is set, which export does not support: '
                           'use a config without a shared head')
-    cascade = _name(roi_head) in ('CascadeRoIHead', 'TSDCascadeRoIHead')
     if cascade and roi_head.with_mask:
         raise ExportError('model.roi_head is a Cascade R-CNN with a mask head (Cascade Mask '
                           'R-CNN), which export does not support: export Mask R-CNN or '
