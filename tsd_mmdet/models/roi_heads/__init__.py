@@ -1,10 +1,20 @@
 """RoI heads of TSD.
 
 TSDRoIHead (and its cascade variant) wire the TSD loss of eq. 9 into mmdet's two-stage detectors;
-TSDStageMixin is the contract every TSD RoI head keeps (its stages, their modules and gammas).
+the hosts beside them do the same for mmdet's other RoI heads (one file each); TSDStageMixin is
+the contract every TSD RoI head keeps (its stages, their modules and gammas).
 """
 from .tsd_cascade_roi_head import TSDCascadeRoIHead
+from .tsd_dynamic_roi_head import TSDDynamicRoIHead
+from .tsd_htc_roi_head import TSDHybridTaskCascadeRoIHead
+from .tsd_mask_scoring_roi_head import TSDMaskScoringRoIHead
+from .tsd_pisa_roi_head import TSDPISARoIHead
+from .tsd_point_rend_roi_head import TSDPointRendRoIHead
 from .tsd_roi_head import TSDRoIHead
 from .tsd_stage import TSDStage, TSDStageMixin
 
-__all__ = ['TSDCascadeRoIHead', 'TSDRoIHead', 'TSDStage', 'TSDStageMixin']
+__all__ = [
+    'TSDCascadeRoIHead', 'TSDDynamicRoIHead', 'TSDHybridTaskCascadeRoIHead',
+    'TSDMaskScoringRoIHead', 'TSDPISARoIHead', 'TSDPointRendRoIHead', 'TSDRoIHead', 'TSDStage',
+    'TSDStageMixin'
+]

@@ -73,8 +73,8 @@ class TSDCascadeRoIHead(SiblingTolerantLoadMixin, TSDStageMixin, CascadeRoIHead)
         """
         return self.tsd_bbox_forward(x, rois, *self.stage_modules(stage))
 
-    def bbox_loss(self, stage: int, x: tuple[Tensor],
-                  sampling_results: list[SamplingResult]) -> dict:
+    def bbox_loss(self, stage: int, x: tuple[Tensor], sampling_results: list[SamplingResult],
+                  fused_feats: Tensor | None = None) -> dict:
         """:meth:`TSDStageMixin.tsd_bbox_loss` for ``stage``, with ``rois`` set to P-hat_r.
 
         ``CascadeRoIHead.loss`` refines the boxes with ``bbox_head.refine_bboxes``, which decodes
@@ -84,13 +84,14 @@ class TSDCascadeRoIHead(SiblingTolerantLoadMixin, TSDStageMixin, CascadeRoIHead)
             stage (int): Cascade stage.
             x (tuple[Tensor]): Multi-level features.
             sampling_results (list[SamplingResult]): Sampling results of this stage.
+            fused_feats (Tensor, optional): Added to F (:meth:`TSDStageMixin.tsd_bbox_forward`).
 
         Returns:
             dict: TSDRoIHead's box results plus ``rois`` (K, 5), equal to ``rois_r``.
         """
         train_cfg = None if self.train_cfg is None else self.train_cfg[stage]
         bbox_results = self.tsd_bbox_loss(x, sampling_results, *self.stage_modules(stage),
-                                          train_cfg)
+                                          train_cfg, fused_feats)
         bbox_results['rois'] = bbox_results['rois_r']
         return bbox_results
 
