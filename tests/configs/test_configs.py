@@ -73,7 +73,8 @@ def test_config_trains_and_predicts(config):
         image_shapes=[(3, IMAGE_SIZE, IMAGE_SIZE)],
         num_items=[2],
         num_classes=_roi_heads(roi_head, 'bbox_head')[0].num_classes,
-        with_mask=with_mask)
+        with_mask=with_mask,
+        with_semantic=roi_head.get('semantic_head') is not None)  # HTC
 
     losses = model(**model.data_preprocessor(copy.deepcopy(inputs), True), mode='loss')
     total, _ = model.parse_losses(losses)
@@ -84,8 +85,9 @@ def test_config_trains_and_predicts(config):
     if config.name.startswith('tsd-'):
         assert any(key.endswith('loss_bbox_tsd') for key in losses)
         assert any(key.endswith('loss_pc_loc') for key in losses)
-    if with_mask:
-        assert losses['loss_mask'] > 0
+    if with_mask:  # HTC: one per stage
+        assert all(v > 0 for k, v in losses.items() if k.split('.')[-1] == 'loss_mask')
+        assert any(k.split('.')[-1] == 'loss_mask' for k in losses)
     total.backward()
     grads = [p.grad for p in model.roi_head.parameters() if p.grad is not None]
     assert grads and any(g.abs().sum() > 0 for g in grads)
