@@ -12,9 +12,10 @@ from .tsd_pisa_roi_head import TSDPISARoIHead
 from .tsd_point_rend_roi_head import TSDPointRendRoIHead
 from .tsd_roi_head import TSDRoIHead
 from .tsd_stage import TSDStage, TSDStageMixin
+from .unsupported_hosts import UnsupportedHostError
 
 __all__ = [
     'TSDCascadeRoIHead', 'TSDDynamicRoIHead', 'TSDHybridTaskCascadeRoIHead',
     'TSDMaskScoringRoIHead', 'TSDPISARoIHead', 'TSDPointRendRoIHead', 'TSDRoIHead', 'TSDStage',
-    'TSDStageMixin'
+    'TSDStageMixin', 'UnsupportedHostError'
 ]

@@ -56,6 +56,7 @@ class TSDCascadeRoIHead(SiblingTolerantLoadMixin, TSDStageMixin, CascadeRoIHead)
                  pc_cls: OptConfigType = None,
                  pc_loc: OptConfigType = None,
                  **kwargs) -> None:
+        self.check_tsd_config(type(self).__name__, sibling_head, pc_cls, pc_loc)
         super().__init__(num_stages=num_stages, stage_loss_weights=stage_loss_weights, **kwargs)
         self.build_tsd(sibling_head, pc_cls, pc_loc)
 

@@ -47,6 +47,7 @@ class TSDRoIHead(SiblingTolerantLoadMixin, TSDStageMixin, StandardRoIHead):
                  pc_cls: OptConfigType = None,
                  pc_loc: OptConfigType = None,
                  **kwargs) -> None:
+        self.check_tsd_config(type(self).__name__, sibling_head, pc_cls, pc_loc)
         if kwargs.get('shared_head') is not None:
             raise ValueError(f'{type(self).__name__} does not support shared_head')
         super().__init__(**kwargs)

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from ..bbox_heads import TSDBBoxHead, bbox_targets
 from ..roi_extractors import TSDRoIExtractor
+from .unsupported_hosts import check_sibling_kind
 
 __all__ = ['TSDStage', 'TSDStageMixin', 'sibling_configs']
 
@@ -110,7 +111,7 @@ class TSDStageMixin:
             pc_loc (dict, optional): ``dict(type='ProgressiveConstraintLoc', ...)`` or None.
         """
         owner = type(self).__name__
-        self.check_sibling_and_pc(owner, sibling_head, pc_cls, pc_loc)
+        self.check_tsd_config(owner, sibling_head, pc_cls, pc_loc)
         if sibling_head is None:
             self.sibling_head = None
         elif isinstance(self.bbox_head, nn.ModuleList):
@@ -178,6 +179,15 @@ class TSDStageMixin:
             boxes = bbox_head.regress_by_class(rois[:, 1:], labels, deltas, img_meta)
             refined.append(torch.cat([rois[:, :1], get_box_tensor(boxes)], dim=1))
         return torch.cat(refined)
+
+    @classmethod
+    def check_tsd_config(cls, owner: str, sibling_head, pc_cls: OptConfigType,
+                         pc_loc: OptConfigType) -> None:
+        """The checks of the TSD arguments a host can make before mmdet builds anything: a sibling
+        of a kind TSD cannot pair with (SABL's), PC without a sibling. :meth:`build_tsd` makes
+        them too; a host calls this first in its constructor to fail before the build."""
+        check_sibling_kind(owner, sibling_head)
+        cls.check_sibling_and_pc(owner, sibling_head, pc_cls, pc_loc)
 
     @staticmethod
     def check_sibling_and_pc(owner: str, sibling_head, pc_cls: OptConfigType,
