@@ -53,34 +53,44 @@ def _as_list(cfg) -> list:
 def shrink_model_cfg(model_cfg: ConfigDict, **roi_head_overrides) -> ConfigDict:
     """Tiny copy of a two-stage detector config: TSD or its mmdet baseline twin, Faster R-CNN,
     Mask R-CNN or Cascade R-CNN (every stage shrunk alike), and the other TSD hosts' detectors
-    (Libra, Dynamic, PISA, Mask Scoring R-CNN, PointRend, HTC).
+    (Libra, Dynamic, PISA, Mask Scoring R-CNN, PointRend, HTC, TridentNet).
 
     ``roi_head_overrides`` update its roi_head; a dict given for a dict entry (e.g. ``bbox_head``)
     updates that entry, anything else replaces it.
     """
     model_cfg = copy.deepcopy(model_cfg)
-    model_cfg.backbone = dict(
-        type='ResNet',
-        depth=18,
-        base_channels=8,
-        out_indices=(0, 1, 2, 3),
-        frozen_stages=-1,
-        norm_eval=False,
-        init_cfg=None)
-    necks = _as_list(model_cfg.neck)  # Libra R-CNN: FPN, then BFP
-    necks[0].update(in_channels=[8, 16, 32, 64], out_channels=CHANNELS)
-    for neck in necks[1:]:
-        neck.in_channels = CHANNELS
-    model_cfg.rpn_head.update(in_channels=CHANNELS, feat_channels=CHANNELS)
     roi_head = model_cfg.roi_head
+    feat_channels = head_channels = CHANNELS  # features pooled; features the box heads see
+    if model_cfg.backbone.type == 'TridentResNet':  # C4, no neck: 64-channel C4
+        feat_channels = 64
+        # mmdet's TridentConv weights are uninitialised memory until an init covers them
+        model_cfg.backbone.base_channels = 4
+        model_cfg.backbone.init_cfg = dict(type='Kaiming', layer=['Conv2d', 'TridentConv'])
+        # res5 as one strided conv: the shared head runs on F, F-hat_c and F-hat_r of every RoI
+        roi_head.shared_head = dict(type='Conv2d', in_channels=feat_channels,
+                                    out_channels=head_channels, kernel_size=3, stride=2, padding=1)
+    else:
+        model_cfg.backbone = dict(
+            type='ResNet',
+            depth=18,
+            base_channels=8,
+            out_indices=(0, 1, 2, 3),
+            frozen_stages=-1,
+            norm_eval=False,
+            init_cfg=None)
+        necks = _as_list(model_cfg.neck)  # Libra R-CNN: FPN, then BFP
+        necks[0].update(in_channels=[8, 16, 32, 64], out_channels=CHANNELS)
+        for neck in necks[1:]:
+            neck.in_channels = CHANNELS
+    model_cfg.rpn_head.update(in_channels=feat_channels, feat_channels=CHANNELS)
     for extractor in _as_list(roi_head.bbox_roi_extractor):
-        extractor.out_channels = CHANNELS
-    for head in _as_list(roi_head.bbox_head):
-        head.update(in_channels=CHANNELS, fc_out_channels=32, num_classes=NUM_CLASSES)
+        extractor.out_channels = feat_channels
+    for head in _as_list(roi_head.bbox_head) + _as_list(roi_head.get('sibling_head')):
+        head.update(in_channels=head_channels, num_classes=NUM_CLASSES)
+        if head.type != 'BBoxHead':  # TridentNet's plain head has no fcs
+            head.fc_out_channels = 32
         if head.type == 'TSDBBoxHead':
             head.offset_fc_channels = 16
-    for head in _as_list(roi_head.get('sibling_head')):
-        head.update(in_channels=CHANNELS, fc_out_channels=32, num_classes=NUM_CLASSES)
     if roi_head.get('mask_head') is not None:
         roi_head.mask_roi_extractor.out_channels = CHANNELS
         for head in _as_list(roi_head.mask_head):  # HTC: one per stage
@@ -206,6 +216,7 @@ HOST_CONFIGS = {
     'tsd-ms-rcnn_r50_fpn_1x_coco.py': 'TSDMaskScoringRoIHead',
     'tsd-point-rend_r50-caffe_fpn_ms-1x_coco.py': 'TSDPointRendRoIHead',
     'tsd-htc_r50_fpn_1x_coco.py': 'TSDHybridTaskCascadeRoIHead',
+    'tsd-tridentnet_r50-caffe_1x_coco.py': 'TSDTridentRoIHead',
 }
 
 

@@ -37,6 +37,10 @@ class ExportRoIExtractor(nn.Module):
     def num_inputs(self) -> int:
         return self.extractor.num_inputs
 
+    @property
+    def output_size(self) -> tuple[int, int]:
+        return self.extractor.output_size
+
     @staticmethod
     def _pool(layer: nn.Module, feat: Tensor, rois: Tensor, offset: Tensor | None) -> Tensor:
         if isinstance(layer, DeformRoIAlign):

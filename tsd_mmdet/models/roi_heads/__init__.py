@@ -12,10 +12,11 @@ from .tsd_pisa_roi_head import TSDPISARoIHead
 from .tsd_point_rend_roi_head import TSDPointRendRoIHead
 from .tsd_roi_head import TSDRoIHead
 from .tsd_stage import TSDStage, TSDStageMixin
+from .tsd_trident_roi_head import TSDTridentRoIHead
 from .unsupported_hosts import UnsupportedHostError
 
 __all__ = [
     'TSDCascadeRoIHead', 'TSDDynamicRoIHead', 'TSDHybridTaskCascadeRoIHead',
     'TSDMaskScoringRoIHead', 'TSDPISARoIHead', 'TSDPointRendRoIHead', 'TSDRoIHead', 'TSDStage',
-    'TSDStageMixin', 'UnsupportedHostError'
+    'TSDStageMixin', 'TSDTridentRoIHead', 'UnsupportedHostError'
 ]

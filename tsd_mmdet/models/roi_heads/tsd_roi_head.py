@@ -48,8 +48,6 @@ class TSDRoIHead(SiblingTolerantLoadMixin, TSDStageMixin, StandardRoIHead):
                  pc_loc: OptConfigType = None,
                  **kwargs) -> None:
         self.check_tsd_config(type(self).__name__, sibling_head, pc_cls, pc_loc)
-        if kwargs.get('shared_head') is not None:
-            raise ValueError(f'{type(self).__name__} does not support shared_head')
         super().__init__(**kwargs)
         self.build_tsd(sibling_head, pc_cls, pc_loc)
 

@@ -73,6 +73,15 @@ def _decode_class_boxes(head: nn.Module, priors: Tensor, bbox_pred: Tensor,
     return get_box_tensor(head.bbox_coder.decode(priors, bbox_pred))
 
 
+def _on_grid(offset: Tensor, size: tuple[int, int]) -> Tensor:
+    """A pointwise offset (K, 2, k, k) repeated to the pooling grid ``size`` (a multiple of k),
+    each bin's offset for its sub-bins; a proposal-wise (K, 2) or same-size one unchanged."""
+    if offset.dim() != 4 or tuple(offset.shape[-2:]) == tuple(size):
+        return offset
+    return offset.repeat_interleave(size[0] // offset.size(2), dim=2).repeat_interleave(
+        size[1] // offset.size(3), dim=3)
+
+
 class TSDStageMixin:
     """The contract of a TSD RoI head, and TSD's box forward and losses for one or several stages.
 
@@ -222,7 +231,11 @@ class TSDStageMixin:
 
         F is pooled from P; delta_c and delta_r are predicted from F; F-hat_c and F-hat_r are
         pooled from the original P moved by them (eq. 3-6). The sibling head runs on F only in
-        training mode.
+        training mode. With a shared head (a C4 detector's res5, as mmdet's TridentNet), the
+        host's ``shared_head`` runs on each of the three pooled features, as StandardRoIHead runs
+        it on F; pointwise offsets, predicted on the head's k x k grid, move the extractor's finer
+        grid bin by bin (each offset moves the sub-bins of its bin alike; the paper, FPN only, is
+        silent).
 
         Args:
             x (tuple[Tensor]): Multi-level features, each (N, C, H_l, W_l).
@@ -242,9 +255,12 @@ class TSDStageMixin:
         bbox_feats = extractor(feats, rois)
         if fused_feats is not None:
             bbox_feats = bbox_feats + fused_feats
+        bbox_feats = self._shared_head(bbox_feats)
         delta_c, delta_r = head.forward_offsets(bbox_feats)
-        cls_feats = extractor(feats, rois, offset=delta_c, gamma=head.gamma_cls)
-        reg_feats = extractor(feats, rois, offset=delta_r, gamma=head.gamma_reg)
+        cls_feats = self._shared_head(extractor(
+            feats, rois, offset=_on_grid(delta_c, extractor.output_size), gamma=head.gamma_cls))
+        reg_feats = self._shared_head(extractor(
+            feats, rois, offset=_on_grid(delta_r, extractor.output_size), gamma=head.gamma_reg))
         cls_score, bbox_pred = head(cls_feats, reg_feats)
         bbox_results = dict(
             cls_score=cls_score,
@@ -258,6 +274,10 @@ class TSDStageMixin:
             bbox_results.update(
                 sibling_cls_score=sibling_cls_score, sibling_bbox_pred=sibling_bbox_pred)
         return bbox_results
+
+    def _shared_head(self, feats: Tensor) -> Tensor:
+        """The host's shared head (StandardRoIHead's ``shared_head``) on pooled features, if any."""
+        return self.shared_head(feats) if getattr(self, 'with_shared_head', False) else feats
 
     def tsd_bbox_loss(self, x: tuple[Tensor], sampling_results: list[SamplingResult],
                       extractor: TSDRoIExtractor, bbox_head: TSDBBoxHead,
