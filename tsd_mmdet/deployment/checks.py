@@ -22,7 +22,12 @@ BBOX_HEADS = ('BBoxHead', 'ConvFCBBoxHead', 'Shared2FCBBoxHead', 'Shared4Conv1FC
 MASK_HEADS = ('FCNMaskHead',)
 BOX_CODERS = ('DeltaXYWHBBoxCoder',)
 TTA_TRANSFORMS = ('TestTimeAug', 'MultiScaleFlipAug')
-SUPPORTED = ("Faster R-CNN, Mask R-CNN and Cascade R-CNN (and Libra, Dynamic, PISA R-CNN) with a "
+# necks whose sizes torch.export specialises to the traced image, and why
+UNTRACEABLE_NECKS = {
+    'BFP': "whose adaptive max pooling to another level's size (Libra R-CNN's balanced feature "
+           'pyramid) fixes H and W',
+}
+SUPPORTED = ("Faster R-CNN, Mask R-CNN and Cascade R-CNN (and Dynamic R-CNN, PISA) with a "
              "TSD RoI head whose inference is Faster's or Cascade's, or mmdet's StandardRoIHead / "
              'CascadeRoIHead')
 
@@ -58,12 +63,21 @@ def check_exportable(detector: nn.Module) -> None:
     Args:
         detector (nn.Module): A built mmdet detector.
     """
+    roi_head = getattr(detector, 'roi_head', None)
+    if isinstance(roi_head, TSDStageMixin) and roi_head.tsd_inference not in TSD_INFERENCE:
+        raise ExportError(f"model.roi_head is {_name(roi_head)}, whose inference is neither "
+                          "Faster R-CNN's nor Cascade R-CNN's (its own test-time flow), which "
+                          f'export does not reproduce; export handles {SUPPORTED}')
     _require('model', detector, DETECTORS)
     for path, module in detector.named_modules():
         if type(module).__module__.startswith('mmcv.ops') and _name(module) != 'RoIAlign':
             raise ExportError(
                 f"model.{path} is mmcv's {_name(module)}, which has no ONNX translation here "
                 '(e.g. a backbone with DCN, dcn=...): export a config without it')
+    for path, module in detector.named_modules():
+        if _name(module) in UNTRACEABLE_NECKS:
+            raise ExportError(f'model.{path} is {_name(module)}, {UNTRACEABLE_NECKS[_name(module)]}'
+                              ', which export (free H, W) cannot trace: export a config without it')
     pre = detector.data_preprocessor
     if getattr(pre, 'batch_augments', None):
         raise ExportError('model.data_preprocessor.batch_augments is set; export supports none '
@@ -75,12 +89,7 @@ def check_exportable(detector: nn.Module) -> None:
         raise ExportError('model.test_cfg.rpn.nms_pre must be > 0 for export (a fixed number of '
                           f"candidates per level), got {rpn_cfg.get('nms_pre')}")
     _check_nms('model.test_cfg.rpn', rpn_cfg)
-    roi_head = detector.roi_head
     if isinstance(roi_head, TSDStageMixin):
-        if roi_head.tsd_inference not in TSD_INFERENCE:
-            raise ExportError(f"model.roi_head is {_name(roi_head)}, whose inference is neither "
-                              "Faster R-CNN's nor Cascade R-CNN's (its own test-time flow), which "
-                              f'export does not reproduce; export handles {SUPPORTED}')
         cascade = roi_head.tsd_inference == 'cascade'
     else:
         _require('model.roi_head', roi_head, ROI_HEADS)
