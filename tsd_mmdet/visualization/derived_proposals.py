@@ -99,7 +99,7 @@ def tsd_stage(model: nn.Module, stage: int | None = None) -> tuple[TSDBBoxHead, 
     roi_head = getattr(model, 'roi_head', None)
     if not isinstance(roi_head, TSDStageMixin):
         raise ValueError(f'the model has no TSD RoI head (roi_head: {type(roi_head).__name__}); '
-                         'use a config with a TSD RoI head (e.g. TSDRoIHead, TSDCascadeRoIHead)')
+                         'use a config with a TSD RoI head (docs/extending.md)')
     num_stages = roi_head.num_tsd_stages
     if num_stages == 1:
         if stage not in (None, 0):

@@ -2,11 +2,14 @@
 one training step gives the TSD (eq. 2) and PC (eq. 7-8) losses, finite; gradients reach every TSD
 module; predict returns boxes from TSD alone (§3.2); the stage contract describes the head."""
 import copy
+import re
+from pathlib import Path
 
 import pytest
 import torch
 from conftest import HOST_CONFIGS
 
+import tsd_mmdet
 from tsd_mmdet.models.bbox_heads import TSDBBoxHead
 from tsd_mmdet.models.roi_extractors import TSDRoIExtractor
 from tsd_mmdet.models.roi_heads import TSDStageMixin
@@ -59,3 +62,11 @@ def test_host_trains_one_step_and_predicts(tiny_host, config):
     for result in results:
         assert len(result.pred_instances) > 0
         assert result.pred_instances.bboxes.shape[1:] == (4, )
+
+
+def test_no_module_outside_models_names_the_tsd_heads():
+    """Visualization, deployment, the converter, ...: a TSD head is the contract, not a class."""
+    package = Path(tsd_mmdet.__file__).parent
+    for path in package.rglob('*.py'):
+        if 'models' not in path.relative_to(package).parts:
+            assert not re.search(r'\bTSD(Cascade)?RoIHead\b', path.read_text()), path
