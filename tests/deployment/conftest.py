@@ -34,6 +34,13 @@ CONFIGS = {
     'cascade': 'cascade-rcnn_r18_fpn_shapes.py',
     'tsd-mask': 'tsd-mask-rcnn_r18_fpn_shapes.py',
     'mask': 'mask-rcnn_r18_fpn_shapes.py',
+    'tsd-libra': 'tsd-libra-faster-rcnn_r18_fpn_shapes.py',
+    'tsd-dynamic': 'tsd-dynamic-rcnn_r18_fpn_shapes.py',
+    'tsd-pisa': 'tsd-faster-rcnn_r18_fpn_pisa_shapes.py',
+    'tsd-ms': 'tsd-ms-rcnn_r18_fpn_shapes.py',
+    'tsd-point-rend': 'tsd-point-rend_r18_fpn_shapes.py',
+    'tsd-htc': 'tsd-htc_r18_fpn_shapes.py',
+    'tsd-trident': 'tsd-tridentnet_r50-c4_shapes.py',
 }
 EXPORT_SHAPE = (320, 320)
 
@@ -42,7 +49,7 @@ def shapes_config(name: str) -> Config:
     """A shapes config with its RoIs spread over the FPN levels (``finest_scale=8``)."""
     cfg = Config.fromfile(osp.join(SHAPES, CONFIGS[name]))
     options = {'model.roi_head.bbox_roi_extractor.finest_scale': 8}
-    if 'mask' in name:
+    if name in ('mask', 'tsd-mask'):
         options['model.roi_head.mask_roi_extractor.finest_scale'] = 8
     cfg.merge_from_dict(options)
     return cfg

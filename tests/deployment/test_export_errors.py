@@ -54,7 +54,7 @@ def test_unsupported_roi_head_is_named(shapes_cfg):
     cfg.model.roi_head.bbox_head.loss_bbox = dict(type='SmoothL1Loss', beta=1.0, loss_weight=1.0)
     message = _error(check_exportable, _built(cfg))
     assert message.startswith('model.roi_head is DynamicRoIHead, which export does not support')
-    assert 'TSDRoIHead' in message
+    assert 'TSD RoI head' in message
 
 
 def test_cascade_mask_rcnn_is_refused(shapes_cfg):

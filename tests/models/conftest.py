@@ -52,35 +52,59 @@ def _as_list(cfg) -> list:
 
 def shrink_model_cfg(model_cfg: ConfigDict, **roi_head_overrides) -> ConfigDict:
     """Tiny copy of a two-stage detector config: TSD or its mmdet baseline twin, Faster R-CNN,
-    Mask R-CNN or Cascade R-CNN (every stage shrunk alike).
+    Mask R-CNN or Cascade R-CNN (every stage shrunk alike), and the other TSD hosts' detectors
+    (Libra, Dynamic, PISA, Mask Scoring R-CNN, PointRend, HTC, TridentNet).
 
     ``roi_head_overrides`` update its roi_head; a dict given for a dict entry (e.g. ``bbox_head``)
     updates that entry, anything else replaces it.
     """
     model_cfg = copy.deepcopy(model_cfg)
-    model_cfg.backbone = dict(
-        type='ResNet',
-        depth=18,
-        base_channels=8,
-        out_indices=(0, 1, 2, 3),
-        frozen_stages=-1,
-        norm_eval=False,
-        init_cfg=None)
-    model_cfg.neck.update(in_channels=[8, 16, 32, 64], out_channels=CHANNELS)
-    model_cfg.rpn_head.update(in_channels=CHANNELS, feat_channels=CHANNELS)
     roi_head = model_cfg.roi_head
+    feat_channels = head_channels = CHANNELS  # features pooled; features the box heads see
+    if model_cfg.backbone.type == 'TridentResNet':  # C4, no neck: 64-channel C4
+        feat_channels = 64
+        # mmdet's TridentConv weights are uninitialised memory until an init covers them
+        model_cfg.backbone.base_channels = 4
+        model_cfg.backbone.init_cfg = dict(type='Kaiming', layer=['Conv2d', 'TridentConv'])
+        # res5 as one strided conv: the shared head runs on F, F-hat_c and F-hat_r of every RoI
+        roi_head.shared_head = dict(type='Conv2d', in_channels=feat_channels,
+                                    out_channels=head_channels, kernel_size=3, stride=2, padding=1)
+    else:
+        model_cfg.backbone = dict(
+            type='ResNet',
+            depth=18,
+            base_channels=8,
+            out_indices=(0, 1, 2, 3),
+            frozen_stages=-1,
+            norm_eval=False,
+            init_cfg=None)
+        necks = _as_list(model_cfg.neck)  # Libra R-CNN: FPN, then BFP
+        necks[0].update(in_channels=[8, 16, 32, 64], out_channels=CHANNELS)
+        for neck in necks[1:]:
+            neck.in_channels = CHANNELS
+    model_cfg.rpn_head.update(in_channels=feat_channels, feat_channels=CHANNELS)
     for extractor in _as_list(roi_head.bbox_roi_extractor):
-        extractor.out_channels = CHANNELS
-    for head in _as_list(roi_head.bbox_head):
-        head.update(in_channels=CHANNELS, fc_out_channels=32, num_classes=NUM_CLASSES)
+        extractor.out_channels = feat_channels
+    for head in _as_list(roi_head.bbox_head) + _as_list(roi_head.get('sibling_head')):
+        head.update(in_channels=head_channels, num_classes=NUM_CLASSES)
+        if head.type != 'BBoxHead':  # TridentNet's plain head has no fcs
+            head.fc_out_channels = 32
         if head.type == 'TSDBBoxHead':
             head.offset_fc_channels = 16
-    for head in _as_list(roi_head.get('sibling_head')):
-        head.update(in_channels=CHANNELS, fc_out_channels=32, num_classes=NUM_CLASSES)
     if roi_head.get('mask_head') is not None:
         roi_head.mask_roi_extractor.out_channels = CHANNELS
-        roi_head.mask_head.update(
-            in_channels=CHANNELS, conv_out_channels=CHANNELS, num_classes=NUM_CLASSES)
+        for head in _as_list(roi_head.mask_head):  # HTC: one per stage
+            head.update(in_channels=CHANNELS, conv_out_channels=CHANNELS, num_classes=NUM_CLASSES)
+            if 'fc_out_channels' in head:  # PointRend's coarse head
+                head.fc_out_channels = 32
+    for key, widths in (('mask_iou_head', dict(conv_out_channels=CHANNELS, fc_out_channels=32,
+                                               num_classes=NUM_CLASSES)),
+                        ('point_head', dict(fc_channels=CHANNELS, num_classes=NUM_CLASSES)),
+                        ('semantic_head', dict(conv_out_channels=CHANNELS))):
+        if roi_head.get(key) is not None:  # Mask Scoring R-CNN, PointRend, HTC
+            roi_head[key].update(in_channels=CHANNELS, **widths)
+    if roi_head.get('semantic_roi_extractor') is not None:
+        roi_head.semantic_roi_extractor.out_channels = CHANNELS
     for key, value in roi_head_overrides.items():
         if isinstance(value, dict) and isinstance(roi_head.get(key), dict):
             roi_head[key].update(value)
@@ -182,3 +206,40 @@ def record_branch_inputs(bbox_head: torch.nn.Module) -> list:
 def batch() -> Callable[..., dict]:
     """Factory: ``batch(batch_size=2, num_items=None, with_mask=False, image_size=128)``."""
     return make_batch
+
+
+# The COCO config of each TSD host (configs/tsd/) and its RoI head class.
+HOST_CONFIGS = {
+    'tsd-libra-faster-rcnn_r50_fpn_1x_coco.py': 'TSDRoIHead',
+    'tsd-dynamic-rcnn_r50_fpn_1x_coco.py': 'TSDDynamicRoIHead',
+    'tsd-faster-rcnn_r50_fpn_pisa_1x_coco.py': 'TSDPISARoIHead',
+    'tsd-ms-rcnn_r50_fpn_1x_coco.py': 'TSDMaskScoringRoIHead',
+    'tsd-point-rend_r50-caffe_fpn_ms-1x_coco.py': 'TSDPointRendRoIHead',
+    'tsd-htc_r50_fpn_1x_coco.py': 'TSDHybridTaskCascadeRoIHead',
+    'tsd-tridentnet_r50-caffe_1x_coco.py': 'TSDTridentRoIHead',
+}
+
+
+@pytest.fixture
+def tiny_host() -> Callable[..., tuple[torch.nn.Module, dict]]:
+    """Factory: ``tiny_host(config_name, **roi_head_overrides)`` -> (initialised tiny detector of
+    that configs/tsd/ config, a seeded batch of 2 images for it, with masks and semantic maps
+    where the detector has those branches)."""
+
+    def build(config_name: str, **overrides) -> tuple[torch.nn.Module, dict]:
+        model_cfg = shrink_model_cfg(Config.fromfile(str(CONFIG_DIR / config_name)).model,
+                                     **overrides)
+        model_cfg.test_cfg.rcnn.score_thr = 0.  # keep boxes: NMS and the mask heads get work
+        torch.manual_seed(0)
+        model = MODELS.build(model_cfg)
+        model.init_weights()
+        roi_head = model_cfg.roi_head
+        batch = demo_mm_inputs(
+            batch_size=2,
+            image_shapes=(3, IMAGE_SIZE, IMAGE_SIZE),
+            num_classes=NUM_CLASSES,
+            with_mask=roi_head.get('mask_head') is not None,
+            with_semantic=roi_head.get('semantic_head') is not None)
+        return model, batch
+
+    return build

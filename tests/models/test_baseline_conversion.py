@@ -7,13 +7,14 @@ import copy
 
 import pytest
 import torch
-from conftest import CONFIG_DIR, NUM_CLASSES, make_batch, shrink_model_cfg
+from conftest import CONFIG_DIR, HOST_CONFIGS, NUM_CLASSES, make_batch, shrink_model_cfg
 from mmdet.registry import MODELS
 from mmengine.config import Config, ConfigDict
 from mmengine.hub import get_config
 from mmengine.runner import load_checkpoint
 
 from tsd_mmdet.deployment import build_initialised_model
+from tsd_mmdet.utils import benchmark
 from tsd_mmdet.utils.baseline_to_tsd import (
     ConversionError,
     ConversionReport,
@@ -275,3 +276,45 @@ def test_refuses_a_detector_without_roi_head():
             bbox_coder=dict(type='DeltaXYWHBBoxCoder')))
     with pytest.raises(ConversionError, match='not a TSD model'):
         convert(ConfigDict(retinanet), MODELS.build(baseline_cfg).state_dict())
+
+
+# the other hosts (tests/models/roi_heads/test_tsd_hosts.py): their mmdet twin converts
+HOST_TWINS = {name: benchmark.find_twin(str(CONFIG_DIR / name)) for name in HOST_CONFIGS}
+SHARED2FC_HOSTS = [n for n in HOST_CONFIGS if 'tridentnet' not in n]
+# HTC fuses its semantic feature into the box feature, TSD into F only: predictions differ
+SAME_PREDICTIONS = [n for n in SHARED2FC_HOSTS if 'htc' not in n]
+
+
+def _host_cfgs(name):
+    tsd = shrink_model_cfg(Config.fromfile(str(CONFIG_DIR / name)).model)
+    baseline = shrink_model_cfg(get_config(HOST_TWINS[name]).model)
+    return tsd, baseline
+
+
+@pytest.mark.parametrize('name', SHARED2FC_HOSTS, ids=[n[4:-3] for n in SHARED2FC_HOSTS])
+def test_host_baselines_convert(name):
+    tsd_cfg, baseline_cfg = _host_cfgs(name)
+    baseline = _trained_looking_baseline(baseline_cfg)
+    state_dict, report = convert(tsd_cfg, baseline.state_dict())
+    tsd = MODELS.build(tsd_cfg)
+    tsd.load_state_dict(state_dict, strict=True)
+    assert report.dropped == []
+    assert {k.rsplit('.', 2)[-2] for k in report.left_at_init} == set(OFFSET_LAYERS)
+    if name not in SAME_PREDICTIONS:
+        return
+    _zero_offsets(tsd)
+    with_mask = baseline_cfg.roi_head.get('mask_head') is not None
+    data = make_batch(batch_size=1, with_mask=with_mask)
+    for theirs, ours in zip(_predict(baseline, data), _predict(tsd.eval(), data)):
+        theirs, ours = theirs.pred_instances, ours.pred_instances
+        assert len(theirs) > 10
+        torch.testing.assert_close(ours.labels, theirs.labels, rtol=0, atol=0)
+        torch.testing.assert_close(ours.scores, theirs.scores, rtol=0, atol=ATOL)
+        torch.testing.assert_close(ours.bboxes, theirs.bboxes, rtol=0, atol=ATOL)
+
+
+def test_trident_baseline_is_refused():
+    """TridentNet's box head is a plain BBoxHead (avg pool, no fcs): nothing for TSD's branches."""
+    tsd_cfg, baseline_cfg = _host_cfgs('tsd-tridentnet_r50-caffe_1x_coco.py')
+    with pytest.raises(ConversionError, match='not a plain Shared2FCBBoxHead'):
+        convert(tsd_cfg, MODELS.build(baseline_cfg).state_dict())

@@ -297,3 +297,42 @@ def test_tsd_outputs_on_a_cascade_stage(tiny_setup, stage):
     with pytest.raises(ValueError, match='stages 0..2'):
         vis_tool.tsd_outputs(model, pipeline, str(tiny_setup['data'] / 'val' / '000001.jpg'),
                              stage=3)
+
+
+HOSTS = ('libra-faster-rcnn_r18_fpn', 'dynamic-rcnn_r18_fpn', 'faster-rcnn_r18_fpn_pisa',
+         'ms-rcnn_r18_fpn', 'point-rend_r18_fpn', 'htc_r18_fpn', 'tridentnet_r50-c4')
+
+
+@pytest.mark.parametrize('host', HOSTS)
+def test_tsd_outputs_and_figure_of_every_host(tiny_setup, tmp_path, host):
+    """P, P-hat_r and P-hat_c of each TSD host's shapes config (every stage's head for HTC)."""
+    from mmcv.transforms import Compose
+    from mmdet.registry import MODELS
+    from mmdet.utils import get_test_pipeline_cfg
+    from mmengine.config import Config
+
+    cfg = Config.fromfile(str(ROOT / 'configs' / 'shapes' / f'tsd-{host}_shapes.py'))
+    cfg.model.test_cfg.rpn.update(nms_pre=100, max_per_img=10)  # fast: 10 proposals, 160 px
+    next(t for t in cfg.test_dataloader.dataset.pipeline if t.type == 'Resize').scale = (160, 160)
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    model.eval()
+    set_offsets = vis_tool.tsd_stage(model, None)[0]
+    with torch.no_grad():
+        set_offsets.fc_delta_r.weight.zero_()
+        set_offsets.fc_delta_r.bias.copy_(torch.tensor(DELTA_R))
+    pipeline = Compose(get_test_pipeline_cfg(cfg))
+    img = str(tiny_setup['data'] / 'val' / '000001.jpg')
+    vis = vis_tool.tsd_outputs(model, pipeline, img, topk=3, iou_thr=1.0)
+    assert vis['proposals'].shape == (3, 4) and vis['centres_c'].shape[:2] == (3, 7)
+    wh = vis['proposals'][:, 2:] - vis['proposals'][:, :2]
+    torch.testing.assert_close(vis['bboxes_r'], vis['proposals'] + (
+        0.1 * torch.tensor(DELTA_R) * wh).repeat(1, 2), atol=1e-3, rtol=0)
+    torch.testing.assert_close(vis['bboxes_r'], vis['rois_r'], atol=1e-4, rtol=0)
+    out = tmp_path / f'{host}.png'
+    vis_tool.draw_tsd(np.zeros((96, 128, 3), np.uint8), vis, CLASSES, str(out), score_thr=0.)
+    assert out.stat().st_size > 0
+    if host.startswith('htc'):  # the last stage sees the boxes the first two refined
+        last = vis_tool.tsd_outputs(model, pipeline, img, topk=3, iou_thr=1.0, stage=2)
+        assert not torch.allclose(last['proposals'], vis['proposals'])

@@ -5,12 +5,16 @@ Not an equation of the paper: the guard rails of tsd_mmdet.deployment (detectors
 from mmengine.config import Config
 from torch import nn
 
+from ..models.roi_heads import TSDStageMixin
+
 __all__ = ['ExportError', 'check_config', 'check_exportable']
 
 # Exact class names: a subclass may change what a supported method computes.
 DETECTORS = ('FasterRCNN', 'MaskRCNN', 'CascadeRCNN')
 RPN_HEADS = ('RPNHead',)
-ROI_HEADS = ('StandardRoIHead', 'TSDRoIHead', 'CascadeRoIHead', 'TSDCascadeRoIHead')
+# mmdet's baselines by exact name; a TSD head by its contract (TSDStageMixin.tsd_inference)
+ROI_HEADS = ('StandardRoIHead', 'CascadeRoIHead')
+TSD_INFERENCE = ('standard', 'cascade')
 EXTRACTORS = ('SingleRoIExtractor', 'TSDRoIExtractor')
 ROI_LAYERS = ('RoIAlign', 'DeformRoIAlign')  # mmcv's (average pooling) and ours
 BBOX_HEADS = ('BBoxHead', 'ConvFCBBoxHead', 'Shared2FCBBoxHead', 'Shared4Conv1FCBBoxHead',
@@ -18,8 +22,14 @@ BBOX_HEADS = ('BBoxHead', 'ConvFCBBoxHead', 'Shared2FCBBoxHead', 'Shared4Conv1FC
 MASK_HEADS = ('FCNMaskHead',)
 BOX_CODERS = ('DeltaXYWHBBoxCoder',)
 TTA_TRANSFORMS = ('TestTimeAug', 'MultiScaleFlipAug')
-SUPPORTED = ('Faster R-CNN, Mask R-CNN and Cascade R-CNN with TSDRoIHead / TSDCascadeRoIHead or '
-             "mmdet's StandardRoIHead / CascadeRoIHead")
+# necks whose sizes torch.export specialises to the traced image, and why
+UNTRACEABLE_NECKS = {
+    'BFP': "whose adaptive max pooling to another level's size (Libra R-CNN's balanced feature "
+           'pyramid) fixes H and W',
+}
+SUPPORTED = ("Faster R-CNN, Mask R-CNN and Cascade R-CNN (and Dynamic R-CNN, PISA) with a "
+             "TSD RoI head whose inference is Faster's or Cascade's, or mmdet's StandardRoIHead / "
+             'CascadeRoIHead')
 
 
 class ExportError(ValueError):
@@ -53,12 +63,21 @@ def check_exportable(detector: nn.Module) -> None:
     Args:
         detector (nn.Module): A built mmdet detector.
     """
+    roi_head = getattr(detector, 'roi_head', None)
+    if isinstance(roi_head, TSDStageMixin) and roi_head.tsd_inference not in TSD_INFERENCE:
+        raise ExportError(f"model.roi_head is {_name(roi_head)}, whose inference is neither "
+                          "Faster R-CNN's nor Cascade R-CNN's (its own test-time flow), which "
+                          f'export does not reproduce; export handles {SUPPORTED}')
     _require('model', detector, DETECTORS)
     for path, module in detector.named_modules():
         if type(module).__module__.startswith('mmcv.ops') and _name(module) != 'RoIAlign':
             raise ExportError(
                 f"model.{path} is mmcv's {_name(module)}, which has no ONNX translation here "
                 '(e.g. a backbone with DCN, dcn=...): export a config without it')
+    for path, module in detector.named_modules():
+        if _name(module) in UNTRACEABLE_NECKS:
+            raise ExportError(f'model.{path} is {_name(module)}, {UNTRACEABLE_NECKS[_name(module)]}'
+                              ', which export (free H, W) cannot trace: export a config without it')
     pre = detector.data_preprocessor
     if getattr(pre, 'batch_augments', None):
         raise ExportError('model.data_preprocessor.batch_augments is set; export supports none '
@@ -70,12 +89,14 @@ def check_exportable(detector: nn.Module) -> None:
         raise ExportError('model.test_cfg.rpn.nms_pre must be > 0 for export (a fixed number of '
                           f"candidates per level), got {rpn_cfg.get('nms_pre')}")
     _check_nms('model.test_cfg.rpn', rpn_cfg)
-    roi_head = detector.roi_head
-    _require('model.roi_head', roi_head, ROI_HEADS)
+    if isinstance(roi_head, TSDStageMixin):
+        cascade = roi_head.tsd_inference == 'cascade'
+    else:
+        _require('model.roi_head', roi_head, ROI_HEADS)
+        cascade = _name(roi_head) == 'CascadeRoIHead'
     if roi_head.with_shared_head:
         raise ExportError('model.roi_head.shared_head is set, which export does not support: '
                           'use a config without a shared head')
-    cascade = _name(roi_head) in ('CascadeRoIHead', 'TSDCascadeRoIHead')
     if cascade and roi_head.with_mask:
         raise ExportError('model.roi_head is a Cascade R-CNN with a mask head (Cascade Mask '
                           'R-CNN), which export does not support: export Mask R-CNN or '

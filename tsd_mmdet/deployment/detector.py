@@ -1,7 +1,7 @@
 """Export-mode two-stage detector: one image in, fixed-size detections out, no branch on data.
 
 Implements the inference of Faster / Mask / Cascade R-CNN with TSD's heads (eq. 3-6, through the
-heads' own ``_bbox_forward`` / ``_refine_roi``) and of their mmdet baselines, for ``torch.export``.
+heads' own ``tsd_forward`` / ``_refine_roi``) and of their mmdet baselines, for ``torch.export``.
 """
 import copy
 
@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 from tsd_mmdet.ops import DeformRoIAlign
 
+from ..models.roi_heads import TSDStageMixin
 from .checks import check_exportable
 
 __all__ = ['ExportDetector', 'ExportRoIExtractor']
@@ -35,6 +36,10 @@ class ExportRoIExtractor(nn.Module):
     @property
     def num_inputs(self) -> int:
         return self.extractor.num_inputs
+
+    @property
+    def output_size(self) -> tuple[int, int]:
+        return self.extractor.output_size
 
     @staticmethod
     def _pool(layer: nn.Module, feat: Tensor, rois: Tensor, offset: Tensor | None) -> Tensor:
@@ -114,7 +119,9 @@ class ExportDetector(nn.Module):
         check_exportable(detector)
         self.detector = copy.deepcopy(detector).eval()
         roi_head = self.detector.roi_head
-        self.cascade = isinstance(roi_head, CascadeRoIHead)
+        self.tsd = isinstance(roi_head, TSDStageMixin)
+        self.cascade = (roi_head.tsd_inference == 'cascade' if self.tsd else
+                        isinstance(roi_head, CascadeRoIHead))
         for name in ('bbox_roi_extractor', 'mask_roi_extractor'):
             extractor = getattr(roi_head, name, None)
             if isinstance(extractor, nn.ModuleList):
@@ -205,9 +212,13 @@ class ExportDetector(nn.Module):
                 feats, rois, [dict(img_shape=img_shape)], (rois.size(0),))
             rois, cls_score, bbox_pred = rois[0], cls_scores[0], bbox_preds[0]
             head = roi_head.bbox_head[-1]
+        elif self.tsd:  # the deltas are relative to P-hat_r
+            results = roi_head.tsd_forward(0, feats, rois)
+            rois, cls_score, bbox_pred = results['rois_r'], results['cls_score'], \
+                results['bbox_pred']
+            head = roi_head.tsd_stage(0).bbox_head
         else:
             results = roi_head._bbox_forward(feats, rois)
-            rois = results.get('rois_r', rois)  # TSD: the deltas are relative to P-hat_r
             cls_score, bbox_pred, head = results['cls_score'], results['bbox_pred'], \
                 roi_head.bbox_head
         dets, labels = self._detections(head, rois, cls_score, bbox_pred, valid, img_shape)

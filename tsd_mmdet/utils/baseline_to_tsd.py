@@ -12,6 +12,7 @@ from mmengine.config import ConfigDict
 from torch import Tensor, nn
 
 from ..models.bbox_heads import TSDBBoxHead
+from ..models.roi_heads import TSDStageMixin
 
 # The layers of a plain Shared2FCBBoxHead, and where each goes in TSDBBoxHead.
 BASELINE_HEAD_LAYERS = ('shared_fcs.0', 'shared_fcs.1', 'fc_cls', 'fc_reg')
@@ -25,7 +26,6 @@ BRANCH_LAYERS = {
 }
 PARAMS = ('weight', 'bias')
 BOX_HEAD = 'roi_head.bbox_head.'
-SIBLING_HEAD = 'roi_head.sibling_head.'
 
 
 class ConversionError(ValueError):
@@ -89,20 +89,20 @@ def unwrap_state_dict(checkpoint: dict) -> dict[str, Tensor]:
 
 
 def _tsd_stages(model: nn.Module) -> list[tuple[str, TSDBBoxHead, str | None]]:
-    """(key prefix, TSD head, sibling key prefix or None) of each stage of the TSD model."""
+    """(key prefix, TSD head, sibling key prefix or None) of each stage of the TSD model, from the
+    RoI head's stage contract (any TSD host: Faster, Cascade, HTC, Dynamic, ...)."""
     roi_head = getattr(model, 'roi_head', None)
-    heads = getattr(roi_head, 'bbox_head', None)
-    cascade = isinstance(heads, nn.ModuleList)
-    stage_heads = list(heads) if cascade else [heads]
-    if not all(isinstance(h, TSDBBoxHead) for h in stage_heads):
+    if not isinstance(roi_head, TSDStageMixin):
+        heads = getattr(roi_head, 'bbox_head', None)
         raise ConversionError('the config is not a TSD model: its roi_head.bbox_head is '
                               f'{type(heads).__name__}, not TSDBBoxHead')
-    with_sibling = getattr(roi_head, 'sibling_head', None) is not None
+    names = {id(module): name for name, module in model.named_modules()}
     stages = []
-    for i, head in enumerate(stage_heads):
-        suffix = f'{i}.' if cascade else ''
-        stages.append((BOX_HEAD + suffix, head,
-                       SIBLING_HEAD + suffix if with_sibling else None))
+    for i in range(roi_head.num_tsd_stages):
+        stage = roi_head.tsd_stage(i)
+        sibling = stage.sibling_head
+        stages.append((names[id(stage.bbox_head)] + '.', stage.bbox_head,
+                       None if sibling is None else names[id(sibling)] + '.'))
     return stages
 
 
@@ -180,7 +180,7 @@ def convert(tsd_model_cfg: ConfigDict,
     fc_reg). Offset predictors and anything else the baseline lacks: the TSD model's init.
 
     Args:
-        tsd_model_cfg (ConfigDict): ``model`` of a TSD config (TSDRoIHead or TSDCascadeRoIHead).
+        tsd_model_cfg (ConfigDict): ``model`` of a TSD config (any TSD RoI head).
         baseline_state_dict (dict[str, Tensor]): The baseline's weights (see
             :func:`unwrap_state_dict`).
         seed (int): Seed of the TSD model's init (the weights left at init).

@@ -4,10 +4,10 @@ For an image, :func:`tsd_outputs` runs the detector and collects the top-N propo
 their derived proposals (the regression RoI P-hat_r = P + gamma_reg * delta_r * (w, h) from the
 head's own :meth:`~tsd_mmdet.models.bbox_heads.TSDBBoxHead.derive_reg_rois`, and the sample
 centres of P-hat_c: the centre of each k x k bin of P moved by its pointwise offset) and the final
-detections; :func:`draw_tsd` writes the two-panel figure. Works for :class:`TSDRoIHead` and for
-each stage of :class:`TSDCascadeRoIHead`. Everything is in the original image's coordinates (the
-test pipeline's ``scale_factor`` is undone). tools/analysis_tools/visualize_tsd.py is the command
-line.
+detections; :func:`draw_tsd` writes the two-panel figure. Works for any TSD RoI head (a
+:class:`~tsd_mmdet.models.roi_heads.TSDStageMixin`), at each of its stages. Everything is in
+the original image's coordinates (the test pipeline's ``scale_factor`` is undone).
+tools/analysis_tools/visualize_tsd.py is the command line.
 """
 import glob
 import os.path as osp
@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from ..models.bbox_heads import TSDBBoxHead
-from ..models.roi_heads import TSDCascadeRoIHead, TSDRoIHead
+from ..models.roi_heads import TSDStageMixin
 
 COLORS = dict(proposal='yellow', reg='red', cls='hotpink', det='deepskyblue', gt='lime')
 
@@ -87,27 +87,29 @@ def derived_proposals(bboxes: Tensor, delta_c: Tensor, delta_r: Tensor,
 
 
 def tsd_stage(model: nn.Module, stage: int | None = None) -> tuple[TSDBBoxHead, int | None]:
-    """The TSD box head of ``model`` and the cascade stage it is (None for a TSDRoIHead).
+    """The TSD box head of ``model`` and the stage it is (None for a single-stage TSD head).
 
     Args:
         model: a two-stage detector.
-        stage: cascade stage to show (default 0); must be None or 0 for a TSDRoIHead.
+        stage: stage to show (default 0); must be None or 0 for a single-stage TSD head.
 
     Raises:
         ValueError: the model has no TSD RoI head, or no such stage.
     """
     roi_head = getattr(model, 'roi_head', None)
-    if isinstance(roi_head, TSDCascadeRoIHead):
-        stage = 0 if stage is None else stage
-        if not 0 <= stage < roi_head.num_stages:
-            raise ValueError(f'stage {stage}: the cascade has stages 0..{roi_head.num_stages - 1}')
-        return roi_head.bbox_head[stage], stage
-    if isinstance(roi_head, TSDRoIHead):
+    if not isinstance(roi_head, TSDStageMixin):
+        raise ValueError(f'the model has no TSD RoI head (roi_head: {type(roi_head).__name__}); '
+                         'use a config with a TSD RoI head (docs/extending.md)')
+    num_stages = roi_head.num_tsd_stages
+    if num_stages == 1:
         if stage not in (None, 0):
-            raise ValueError(f'stage {stage}: the model has one TSD stage (TSDRoIHead)')
-        return roi_head.bbox_head, None
-    raise ValueError(f'the model has no TSD RoI head (roi_head: {type(roi_head).__name__}); '
-                     'use a config with TSDRoIHead or TSDCascadeRoIHead')
+            raise ValueError(f'stage {stage}: the model has one TSD stage '
+                             f'({type(roi_head).__name__})')
+        return roi_head.tsd_stage(0).bbox_head, None
+    stage = 0 if stage is None else stage
+    if not 0 <= stage < num_stages:
+        raise ValueError(f'stage {stage}: the cascade has stages 0..{num_stages - 1}')
+    return roi_head.tsd_stage(stage).bbox_head, stage
 
 
 def offset_magnitude(offset: Tensor, gamma: float) -> float:
@@ -141,12 +143,12 @@ def tsd_outputs(model: nn.Module, pipeline: Compose, img_path: str, topk: int = 
     """Run a TSD detector on one image and collect what Figure 5 draws.
 
     Args:
-        model: a two-stage detector whose ``roi_head`` is a TSDRoIHead or TSDCascadeRoIHead.
+        model: a two-stage detector whose ``roi_head`` is a TSD RoI head.
         pipeline: the model's test pipeline.
         img_path: the image file.
         topk: number of proposals to keep, by TSD score (best foreground class probability).
         iou_thr: see :func:`select_proposals`.
-        stage: the cascade stage whose P and offsets are shown (default 0: the RPN's proposals);
+        stage: the stage whose P and offsets are shown (default 0: the RPN's proposals);
             stage s > 0 shows the boxes stages 0..s-1 refined, as at inference.
 
     Returns:
@@ -166,15 +168,13 @@ def tsd_outputs(model: nn.Module, pipeline: Compose, img_path: str, topk: int = 
     rpn_results = model.rpn_head.predict(x, samples, rescale=False)
     rois = bbox2roi([res.bboxes for res in rpn_results])
     roi_head = model.roi_head
-    if stage is None:
-        out = roi_head._bbox_forward(x, rois)
-    else:  # the boxes this stage sees at inference: the RPN's, refined by the stages before it
-        metas = [sample.metainfo for sample in samples]
-        for previous in range(stage):
-            out = roi_head._bbox_forward(previous, x, rois)
-            rois = roi_head._regress_rois(previous, [out['rois_r']], [out['cls_score']],
-                                          [out['bbox_pred']], metas)
-        out = roi_head._bbox_forward(stage, x, rois)
+    # the boxes this stage sees at inference: the RPN's, refined by the stages before it
+    metas = [sample.metainfo for sample in samples]
+    for previous in range(stage or 0):
+        out = roi_head.tsd_forward(previous, x, rois)
+        rois = roi_head.tsd_next_rois(previous, [out['rois_r']], [out['cls_score']],
+                                      [out['bbox_pred']], metas)
+    out = roi_head.tsd_forward(stage or 0, x, rois)
     if bbox_head.custom_cls_channels:
         probs = bbox_head.loss_cls.get_activation(out['cls_score'])
     else:

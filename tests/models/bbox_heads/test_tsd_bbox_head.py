@@ -291,5 +291,19 @@ def test_invalid_arguments():
         _head(cls_manner='deformable')
     with pytest.raises(ValueError, match='reg_manner'):
         _head(reg_manner='pointwize')
-    with pytest.raises(ValueError, match='avg_pool'):
-        _head(with_avg_pool=True)
+    with pytest.raises(ValueError, match='with_cls and with_reg'):
+        _head(with_cls=False)
+
+
+def test_avg_pool_averages_each_feature_before_the_fcs():
+    """A C4 head (TridentNet): F, F-hat_c, F-hat_r averaged over the grid, as BBoxHead does."""
+    torch.manual_seed(0)
+    head = _head(with_avg_pool=True)
+    head.init_weights()
+    feats = torch.randn(3, head.in_channels, 7, 7)
+    assert head.offset_fc.in_features == head.cls_fcs[0].in_features == head.in_channels
+    mean = feats.mean((2, 3), keepdim=True).expand_as(feats)  # same average, other grid
+    for got, expected in zip(head.forward_offsets(feats), head.forward_offsets(mean)):
+        torch.testing.assert_close(got, expected)
+    for got, expected in zip(head(feats, feats), head(mean, mean)):
+        torch.testing.assert_close(got, expected)

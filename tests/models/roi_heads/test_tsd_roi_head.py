@@ -465,8 +465,6 @@ def test_configuration_errors(tiny_roi_head, tiny_model_cfg):
         tiny_roi_head(sibling_head=None)
     with pytest.raises(ValueError, match='sibling_head'):
         tiny_roi_head(sibling_head=None, pc_cls=None)
-    with pytest.raises(ValueError, match='does not support shared_head'):
-        tiny_roi_head(shared_head=dict(type='ResLayer', depth=50))
     with pytest.raises(TypeError, match='TSDRoIExtractor'):
         tiny_roi_head(bbox_roi_extractor=dict(
             type='SingleRoIExtractor', roi_layer=dict(type='RoIAlign', output_size=7)))

@@ -53,6 +53,9 @@ class TSDBBoxHead(BBoxHead):
             for ablations (docs/results.md).
         **kwargs: :class:`mmdet.models.roi_heads.bbox_heads.BBoxHead` arguments (in_channels,
             roi_feat_size, num_classes, bbox_coder, reg_class_agnostic, loss_cls, loss_bbox, ...).
+            With ``with_avg_pool`` (a C4 detector's head after its shared res5, as mmdet's
+            TridentNet), F, F-hat_c and F-hat_r are averaged over the k x k grid before the offset
+            fc and the branch fcs, as BBoxHead averages F; the paper (FPN heads only) is silent.
     """
 
     def __init__(self,
@@ -69,8 +72,8 @@ class TSDBBoxHead(BBoxHead):
         for name, manner in (('cls_manner', cls_manner), ('reg_manner', reg_manner)):
             if manner not in MANNERS:
                 raise ValueError(f'{name} must be one of {MANNERS}, got {manner!r}')
-        if self.with_avg_pool or not (self.with_cls and self.with_reg):
-            raise ValueError('TSDBBoxHead needs with_cls, with_reg and no with_avg_pool')
+        if not (self.with_cls and self.with_reg):
+            raise ValueError('TSDBBoxHead needs with_cls and with_reg')
         self.gamma_cls = gamma_cls
         self.gamma_reg = gamma_reg
         self.cls_manner = cls_manner
@@ -79,7 +82,7 @@ class TSDBBoxHead(BBoxHead):
         self.fc_out_channels = fc_out_channels
         self.detach_reg_targets = detach_reg_targets
 
-        in_dim = self.in_channels * self.roi_feat_area
+        in_dim = self.in_channels if self.with_avg_pool else self.in_channels * self.roi_feat_area
         self.offset_fc = nn.Linear(in_dim, offset_fc_channels)
         self.delta_c_fc = nn.Linear(offset_fc_channels, offset_fc_channels)
         self.fc_delta_c = nn.Linear(offset_fc_channels, self._offset_dim(cls_manner))
@@ -136,6 +139,10 @@ class TSDBBoxHead(BBoxHead):
             return offset.view(offset.size(0), 2, *self.roi_feat_size)
         return offset
 
+    def _flatten(self, feats: Tensor) -> Tensor:
+        """(K, C, k, k) -> (K, C * k * k), or (K, C) averaged over the grid with avg pooling."""
+        return self.avg_pool(feats).flatten(1) if self.with_avg_pool else feats.flatten(1)
+
     def forward_offsets(self, bbox_feats: Tensor) -> tuple[Tensor, Tensor]:
         """Predict the raw offsets delta_c (F_c) and delta_r (F_r) from the RoI feature F of P.
 
@@ -148,7 +155,7 @@ class TSDBBoxHead(BBoxHead):
             tuple[Tensor, Tensor]: delta_c and delta_r, each (K, 2, k, k) for 'pointwise' or
             (K, 2) for 'proposalwise'; channel 0 is x, 1 is y.
         """
-        x = self.relu(self.offset_fc(bbox_feats.flatten(1)))
+        x = self.relu(self.offset_fc(self._flatten(bbox_feats)))
         delta_c = self.fc_delta_c(self.relu(self.delta_c_fc(x)))
         delta_r = self.fc_delta_r(self.relu(self.delta_r_fc(x)))
         return (self._shape_offset(delta_c, self.cls_manner),
@@ -166,10 +173,10 @@ class TSDBBoxHead(BBoxHead):
             (K, 4 * num_classes), or (K, 4) if class agnostic; deltas relative to
             :meth:`derive_reg_rois`.
         """
-        x_cls = cls_feats.flatten(1)
+        x_cls = self._flatten(cls_feats)
         for fc in self.cls_fcs:
             x_cls = self.relu(fc(x_cls))
-        x_reg = reg_feats.flatten(1)
+        x_reg = self._flatten(reg_feats)
         for fc in self.reg_fcs:
             x_reg = self.relu(fc(x_reg))
         return self.fc_cls(x_cls), self.fc_reg(x_reg)

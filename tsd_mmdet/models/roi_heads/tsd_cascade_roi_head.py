@@ -5,17 +5,14 @@ mmdet's stage loss weights; the boxes passed to the next stage are decoded from 
 """
 from collections.abc import Sequence
 
-import torch
 from mmdet.models.roi_heads import CascadeRoIHead
 from mmdet.models.task_modules.samplers import SamplingResult
 from mmdet.registry import MODELS
-from mmdet.structures.bbox import get_box_tensor
 from mmdet.utils import OptConfigType, OptMultiConfig
-from mmengine.model import ModuleList
-from torch import Tensor, nn
+from torch import Tensor
 
 from .sibling_tolerant_loading import SiblingTolerantLoadMixin
-from .tsd_stage import TSDStageMixin, sibling_configs
+from .tsd_stage import TSDStageMixin
 
 
 @MODELS.register_module()
@@ -50,6 +47,8 @@ class TSDCascadeRoIHead(SiblingTolerantLoadMixin, TSDStageMixin, CascadeRoIHead)
         **kwargs: :class:`mmdet.models.roi_heads.CascadeRoIHead` arguments.
     """
 
+    tsd_inference = 'cascade'
+
     def __init__(self,
                  num_stages: int,
                  stage_loss_weights: Sequence[float],
@@ -57,19 +56,9 @@ class TSDCascadeRoIHead(SiblingTolerantLoadMixin, TSDStageMixin, CascadeRoIHead)
                  pc_cls: OptConfigType = None,
                  pc_loc: OptConfigType = None,
                  **kwargs) -> None:
-        self.check_sibling_and_pc('TSDCascadeRoIHead', sibling_head, pc_cls, pc_loc)
+        self.check_tsd_config(type(self).__name__, sibling_head, pc_cls, pc_loc)
         super().__init__(num_stages=num_stages, stage_loss_weights=stage_loss_weights, **kwargs)
-        configs = sibling_configs(sibling_head, num_stages)
-        self.sibling_head = None if sibling_head is None else ModuleList(
-            [MODELS.build(cfg) for cfg in configs])
-        self.build_pc(pc_cls, pc_loc)
-        for stage in range(num_stages):
-            self.check_stage_modules('TSDCascadeRoIHead', *self.stage_modules(stage))
-
-    def stage_modules(self, stage: int) -> tuple[nn.Module, nn.Module, nn.Module | None]:
-        """The modules of ``stage``: its extractor, TSD box head and sibling head (or None)."""
-        sibling = None if self.sibling_head is None else self.sibling_head[stage]
-        return self.bbox_roi_extractor[stage], self.bbox_head[stage], sibling
+        self.build_tsd(sibling_head, pc_cls, pc_loc)
 
     def _bbox_forward(self, stage: int, x: tuple[Tensor], rois: Tensor) -> dict:
         """:meth:`TSDStageMixin.tsd_bbox_forward` with the modules of ``stage``.
@@ -85,8 +74,8 @@ class TSDCascadeRoIHead(SiblingTolerantLoadMixin, TSDStageMixin, CascadeRoIHead)
         """
         return self.tsd_bbox_forward(x, rois, *self.stage_modules(stage))
 
-    def bbox_loss(self, stage: int, x: tuple[Tensor],
-                  sampling_results: list[SamplingResult]) -> dict:
+    def bbox_loss(self, stage: int, x: tuple[Tensor], sampling_results: list[SamplingResult],
+                  fused_feats: Tensor | None = None) -> dict:
         """:meth:`TSDStageMixin.tsd_bbox_loss` for ``stage``, with ``rois`` set to P-hat_r.
 
         ``CascadeRoIHead.loss`` refines the boxes with ``bbox_head.refine_bboxes``, which decodes
@@ -96,18 +85,19 @@ class TSDCascadeRoIHead(SiblingTolerantLoadMixin, TSDStageMixin, CascadeRoIHead)
             stage (int): Cascade stage.
             x (tuple[Tensor]): Multi-level features.
             sampling_results (list[SamplingResult]): Sampling results of this stage.
+            fused_feats (Tensor, optional): Added to F (:meth:`TSDStageMixin.tsd_bbox_forward`).
 
         Returns:
             dict: TSDRoIHead's box results plus ``rois`` (K, 5), equal to ``rois_r``.
         """
         train_cfg = None if self.train_cfg is None else self.train_cfg[stage]
         bbox_results = self.tsd_bbox_loss(x, sampling_results, *self.stage_modules(stage),
-                                          train_cfg)
+                                          train_cfg, fused_feats)
         bbox_results['rois'] = bbox_results['rois_r']
         return bbox_results
 
     def _refine_roi(self, x: tuple[Tensor], rois: Tensor, batch_img_metas: list[dict],
-                    num_proposals_per_img: Sequence[int]) -> tuple:
+                    num_proposals_per_img: Sequence[int], **kwargs) -> tuple:
         """CascadeRoIHead._refine_roi with each stage's deltas decoded from its P-hat_r.
 
         Args:
@@ -115,6 +105,7 @@ class TSDCascadeRoIHead(SiblingTolerantLoadMixin, TSDStageMixin, CascadeRoIHead)
             rois (Tensor): Proposals, (n, 5) [batch_idx, x1, y1, x2, y2].
             batch_img_metas (list[dict]): Image meta information.
             num_proposals_per_img (sequence[int]): Number of proposals of each image.
+            **kwargs: Passed to :meth:`_bbox_forward` (HTC's ``semantic_feat``).
 
         Returns:
             tuple: ``rois`` (list of (n_i, 5)): the last stage's P-hat_r, which its ``bbox_preds``
@@ -124,41 +115,16 @@ class TSDCascadeRoIHead(SiblingTolerantLoadMixin, TSDStageMixin, CascadeRoIHead)
         """
         ms_scores = []
         for stage in range(self.num_stages):
-            bbox_results = self._bbox_forward(stage, x, rois)
+            bbox_results = self._bbox_forward(stage, x, rois, **kwargs)
             rois_r = bbox_results['rois_r'].split(num_proposals_per_img, 0)
             cls_scores = bbox_results['cls_score'].split(num_proposals_per_img, 0)
             bbox_preds = bbox_results['bbox_pred'].split(num_proposals_per_img, 0)
             ms_scores.append(cls_scores)
             if stage < self.num_stages - 1:
-                rois = self._regress_rois(stage, rois_r, cls_scores, bbox_preds,
+                rois = self.tsd_next_rois(stage, rois_r, cls_scores, bbox_preds,
                                           batch_img_metas)
         cls_scores = [
             sum(score[i] for score in ms_scores) / len(ms_scores)
             for i in range(len(batch_img_metas))
         ]
         return list(rois_r), cls_scores, bbox_preds
-
-    def _regress_rois(self, stage: int, rois_r: Sequence[Tensor], cls_scores: Sequence[Tensor],
-                      bbox_preds: Sequence[Tensor], batch_img_metas: list[dict]) -> Tensor:
-        """Next stage's proposals: ``stage``'s deltas for the top class, decoded from P-hat_r.
-
-        Args:
-            stage (int): Cascade stage that predicted the deltas.
-            rois_r (sequence[Tensor]): Per image P-hat_r, (n_i, 5).
-            cls_scores (sequence[Tensor]): Per image logits, (n_i, num_classes + 1).
-            bbox_preds (sequence[Tensor]): Per image deltas, (n_i, 4) or (n_i, 4 * num_classes).
-            batch_img_metas (list[dict]): Image meta information.
-
-        Returns:
-            Tensor: (n, 5) refined RoIs of all images, [batch_idx, x1, y1, x2, y2].
-        """
-        bbox_head = self.bbox_head[stage]
-        refined = []
-        for rois, scores, deltas, img_meta in zip(rois_r, cls_scores, bbox_preds,
-                                                   batch_img_metas):
-            if bbox_head.custom_activation:
-                scores = bbox_head.loss_cls.get_activation(scores)
-            labels = scores[:, :-1].argmax(dim=1)
-            boxes = bbox_head.regress_by_class(rois[:, 1:], labels, deltas, img_meta)
-            refined.append(torch.cat([rois[:, :1], get_box_tensor(boxes)], dim=1))
-        return torch.cat(refined)

@@ -40,24 +40,16 @@ class TSDRoIHead(SiblingTolerantLoadMixin, TSDStageMixin, StandardRoIHead):
         **kwargs: :class:`mmdet.models.roi_heads.StandardRoIHead` arguments.
     """
 
+    tsd_inference = 'standard'
+
     def __init__(self,
                  sibling_head: OptConfigType = None,
                  pc_cls: OptConfigType = None,
                  pc_loc: OptConfigType = None,
                  **kwargs) -> None:
-        self.check_sibling_and_pc('TSDRoIHead', sibling_head, pc_cls, pc_loc)
-        if kwargs.get('shared_head') is not None:
-            raise ValueError('TSDRoIHead does not support shared_head')
+        self.check_tsd_config(type(self).__name__, sibling_head, pc_cls, pc_loc)
         super().__init__(**kwargs)
-        self.sibling_head = None if sibling_head is None else MODELS.build(sibling_head)
-        self.build_pc(pc_cls, pc_loc)
-        self.check_stage_modules('TSDRoIHead', self.bbox_roi_extractor, self.bbox_head,
-                                 self.sibling_head)
-
-    @property
-    def with_sibling(self) -> bool:
-        """bool: whether the head trains a sibling head jointly."""
-        return self.sibling_head is not None
+        self.build_tsd(sibling_head, pc_cls, pc_loc)
 
     def _bbox_forward(self, x: tuple[Tensor], rois: Tensor) -> dict:
         """Box forward of training and testing (:meth:`TSDStageMixin.tsd_bbox_forward`).
