@@ -116,9 +116,38 @@ def test_one_line_errors(trained, tmp_path, run_python):
     assert last.endswith('export it again with the same --cfg-options')
 
 
+def test_quantize_then_test_onnx(trained, tmp_path, run_python):
+    """tools/deployment/quantize.py as a user runs it (scope, data, progress), then the INT8 IR
+    through test_onnx.py --backend openvino: the AP line of tools/test.py."""
+    data, _, model, _ = trained
+    xml = str(tmp_path / 'tsd_int8.xml')
+    log = run_python(osp.join(TOOLS, 'deployment', 'quantize.py'), TSD, model, '--out', xml,
+                     '--calib-images', '2', '--cfg-options', f'data_root={data}', *TEST,
+                     timeout=600, ok=True)
+    assert 'calibration: 2 of 8 training images (seed 0) through the test pipeline' in log
+    assert re.search(r'quantizing with NNCF \S+ \(\d+ nodes kept in fp32\)', log), log[-2000:]
+    assert f'wrote {xml}' in log and osp.isfile(xml[:-len('xml')] + 'bin')
+    assert json_meta(xml)['quantization']['keep_fp32'] == ['roi_extractor']
+    log = run_python(osp.join(TOOLS, 'deployment', 'test_onnx.py'), TSD, xml, '--backend',
+                     'openvino', '--work-dir', str(tmp_path / 'eval'), '--cfg-options',
+                     f'data_root={data}', *TEST, timeout=600, ok=True)
+    assert re.search(r'bbox_mAP_copypaste: [\d.]+ ', log), log[-2000:]
+    out = run_python(osp.join(TOOLS, 'deployment', 'quantize.py'), TSD, model, '--out', xml,
+                     '--keep-fp32', 'no_such_module', '--calib-images', '1', '--cfg-options',
+                     f'data_root={data}', *TEST, timeout=600)
+    assert out.returncode != 0
+    assert out.stderr.strip().splitlines()[-1].startswith(
+        "export error: --keep-fp32 'no_such_module' matches no module")
+
+
+def json_meta(xml: str) -> dict:
+    """The metadata of an OpenVINO IR written by the tools."""
+    return deployment.build_runtime('openvino', xml).meta
+
+
 def test_benchmark_tool_parses(run_python):
     log = run_python(osp.join(TOOLS, 'deployment', 'benchmark_onnx.py'), '--help', timeout=120,
                      ok=True)
     for flag in ('--checkpoints', '--shape', '--threads', '--repeats', '--warmup', '--profile',
-                 '--backends', '--precision'):
+                 '--backends', '--precision', '--int8', '--calib-images'):
         assert flag in log

@@ -17,10 +17,13 @@ from tsd_mmdet.ops import has_extension
 from .checks import ExportError
 from .runtimes import DeployedDetector, build_runtime
 
-__all__ = ['benchmark_latency', 'latency_table', 'profile_runtime']
+__all__ = ['INT8_BACKEND', 'benchmark_images', 'benchmark_latency', 'latency_table',
+           'profile_runtime']
+
+INT8_BACKEND = 'openvino-int8'  # how the rows name an INT8 model under OpenVINO
 
 
-def _images(shape: tuple[int, int], num: int) -> list[torch.Tensor]:
+def benchmark_images(shape: tuple[int, int], num: int) -> list[torch.Tensor]:
     """``num`` seeded random (1, 3, H, W) float images, the same in every call."""
     generator = torch.Generator().manual_seed(0)
     return [torch.randint(0, 256, (1, 3, *shape), generator=generator).float()
@@ -48,8 +51,9 @@ def _deployed(deployed: DeployedDetector):
 def benchmark_latency(models: list[tuple[str, nn.Module, str]], shape: tuple[int, int],
                       num_images: int = 5, repeats: int = 5, warmup: int = 2,
                       threads: int = 1, log=print, backends: Sequence[str] = ('onnxruntime',),
-                      precision: str = 'f32') -> list[dict]:
-    """Per-image latency of each model in eager PyTorch and in each runtime of ``backends``.
+                      precision: str = 'f32', int8: dict[str, str] | None = None) -> list[dict]:
+    """Per-image latency of each model in eager PyTorch, in each runtime of ``backends`` and,
+    with ``int8``, of its INT8 model under OpenVINO (backend ``'openvino-int8'``).
 
     Every (model, backend) runs ``warmup`` times first; then, ``repeats`` times over the same
     seeded random images, each image goes through every (model, backend) in turn, the order
@@ -67,6 +71,8 @@ def benchmark_latency(models: list[tuple[str, nn.Module, str]], shape: tuple[int
         log (callable): Progress output.
         backends (Sequence[str]): The runtimes (``RUNTIMES``), timed after PyTorch in this order.
         precision (str): The runtimes' inference precision (each must have it).
+        int8 (dict, optional): Model name -> its INT8 OpenVINO IR
+            (:func:`~tsd_mmdet.deployment.quantize_detector`), timed last of each model.
 
     Returns:
         list[dict]: Per (model, backend): ``name``, ``backend``, ``median_ms``, ``p90_ms``,
@@ -88,7 +94,10 @@ def benchmark_latency(models: list[tuple[str, nn.Module, str]], shape: tuple[int
             for backend in backends:
                 runners.append((name, backend, _deployed(
                     build_runtime(backend, onnx_file, threads, precision))))
-        images = _images(shape, num_images)
+            if int8 is not None:
+                runners.append((name, INT8_BACKEND, _deployed(
+                    build_runtime('openvino', int8[name], threads, 'f32'))))
+        images = benchmark_images(shape, num_images)
         for *_, run in runners:
             for _ in range(warmup):
                 run(images[0])
@@ -130,7 +139,7 @@ def profile_runtime(backend: str, path: str, shape: tuple[int, int], threads: in
         ExportError: an unknown backend, or one without a profiler.
     """
     deployed = build_runtime(backend, path, threads, precision)
-    total = deployed.profile(_images(shape, 1)[0].numpy(), runs)
+    total = deployed.profile(benchmark_images(shape, 1)[0].numpy(), runs)
     overall = sum(total.values()) or 1.0
     return [(op, ms / runs, ms / overall)
             for op, ms in sorted(total.items(), key=lambda item: -item[1])]
