@@ -22,14 +22,12 @@ BBOX_HEADS = ('BBoxHead', 'ConvFCBBoxHead', 'Shared2FCBBoxHead', 'Shared4Conv1FC
 MASK_HEADS = ('FCNMaskHead',)
 BOX_CODERS = ('DeltaXYWHBBoxCoder',)
 TTA_TRANSFORMS = ('TestTimeAug', 'MultiScaleFlipAug')
-# necks whose sizes torch.export specialises to the traced image, and why
-UNTRACEABLE_NECKS = {
-    'BFP': "whose adaptive max pooling to another level's size (Libra R-CNN's balanced feature "
-           'pyramid) fixes H and W',
-}
-SUPPORTED = ("Faster R-CNN, Mask R-CNN and Cascade R-CNN (and Dynamic R-CNN, PISA) with a "
-             "TSD RoI head whose inference is Faster's or Cascade's, or mmdet's StandardRoIHead / "
-             'CascadeRoIHead')
+# necks whose sizes torch.export specialises to the traced image, and why (none now: Libra
+# R-CNN's BFP has an export-mode forward, necks.ExportBFP)
+UNTRACEABLE_NECKS: dict[str, str] = {}
+SUPPORTED = ("Faster R-CNN, Mask R-CNN and Cascade R-CNN (and Libra R-CNN, Dynamic R-CNN, PISA) "
+             "with a TSD RoI head whose inference is Faster's or Cascade's, or mmdet's "
+             'StandardRoIHead / CascadeRoIHead')
 
 
 class ExportError(ValueError):

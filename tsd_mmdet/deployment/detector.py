@@ -15,6 +15,7 @@ from tsd_mmdet.ops import DeformRoIAlign
 
 from ..models.roi_heads import TSDStageMixin
 from .checks import check_exportable
+from .necks import export_necks
 
 __all__ = ['ExportDetector', 'ExportRoIExtractor']
 
@@ -118,6 +119,7 @@ class ExportDetector(nn.Module):
         super().__init__()
         check_exportable(detector)
         self.detector = copy.deepcopy(detector).eval()
+        export_necks(self.detector)  # Libra R-CNN's BFP with free H, W
         roi_head = self.detector.roi_head
         self.tsd = isinstance(roi_head, TSDStageMixin)
         self.cascade = (roi_head.tsd_inference == 'cascade' if self.tsd else
