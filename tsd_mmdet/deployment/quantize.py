@@ -19,6 +19,7 @@ from mmengine.registry import init_default_scope
 from mmengine.utils import ProgressBar
 
 from .checks import ExportError
+from .runtimes import build_runtime
 from .runtimes.openvino import RT_INFO, _metadata, _openvino
 
 __all__ = ['KEEP_FP32', 'NAME_SCOPES_KEY', 'calibration_images', 'keep_fp32_nodes',
@@ -160,15 +161,14 @@ def quantize_detector(cfg: Config, onnx_file: str, out: str, num_images: int = 1
     if not out.endswith('.xml'):
         raise ExportError(f'the INT8 model is OpenVINO IR, an .xml file (and a .bin beside it), '
                           f'got {out}')
-    from .runtimes import build_runtime
     build_runtime('openvino', onnx_file).check_config(cfg)  # contract, metadata and config
     nncf, ov = _nncf(), _openvino()
-    keep = keep_fp32_nodes(onnx_file, keep_fp32) if keep_fp32 else []
+    keep = set(keep_fp32_nodes(onnx_file, keep_fp32)) if keep_fp32 else set()
     model = ov.Core().read_model(onnx_file)
     meta = json.loads(_metadata(model))
     # The ONNX node names are the prefix of OpenVINO's friendly names ('node_linear_1/...').
     ignored = [op.get_friendly_name() for op in model.get_ordered_ops()
-               if op.get_friendly_name().split('/')[0] in set(keep)]
+               if op.get_friendly_name().split('/')[0] in keep]
     images, source = calibration or calibration_images(cfg, num_images, seed, log)
     log(f'quantizing with NNCF {nncf.__version__} ({len(ignored)} nodes kept in fp32)')
     start = time.perf_counter()
