@@ -7,7 +7,7 @@ from torch import nn
 
 from ..models.roi_heads import TSDStageMixin
 
-__all__ = ['ExportError', 'check_config', 'check_exportable']
+__all__ = ['ExportError', 'check_config', 'check_exportable', 'innermost_dataset']
 
 # Exact class names: a subclass may change what a supported method computes.
 DETECTORS = ('FasterRCNN', 'MaskRCNN', 'CascadeRCNN')
@@ -32,6 +32,13 @@ SUPPORTED = ("Faster R-CNN, Mask R-CNN and Cascade R-CNN (and Libra R-CNN, Dynam
 
 class ExportError(ValueError):
     """A detector, config or model file that cannot be exported or does not match: one line."""
+
+
+def innermost_dataset(dataset_cfg):
+    """The dataset config inside wrappers (RepeatDataset, ClassBalancedDataset, ...)."""
+    while 'dataset' in dataset_cfg:
+        dataset_cfg = dataset_cfg['dataset']
+    return dataset_cfg
 
 
 def _name(module) -> str:
@@ -132,9 +139,7 @@ def check_config(cfg: Config) -> None:
     if cfg.model.get('type') == 'DetTTAModel' or 'module' in cfg.model:
         raise ExportError(f"model is the test-time augmentation wrapper {cfg.model.get('type')}, "
                           'which export does not support: export the detector itself')
-    dataset = cfg.test_dataloader.dataset
-    while 'dataset' in dataset:
-        dataset = dataset.dataset
+    dataset = innermost_dataset(cfg.test_dataloader.dataset)
     for i, step in enumerate(dataset.get('pipeline', [])):
         if step.get('type') in TTA_TRANSFORMS:
             raise ExportError(

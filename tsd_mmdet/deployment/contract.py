@@ -14,7 +14,7 @@ from torch import nn
 
 import tsd_mmdet
 
-from .checks import ExportError
+from .checks import ExportError, innermost_dataset
 from .detector import ExportDetector
 
 __all__ = ['INPUT', 'MATCH_IOU', 'MATCH_SCORE', 'METADATA_KEY', 'OUTPUTS', 'check_metadata',
@@ -32,9 +32,7 @@ def config_classes(cfg: Config) -> list[str] | None:
     """The class names the config tests: its test set's ``metainfo.classes``, else the config's
     top-level ``metainfo.classes`` (configs/shapes), else the dataset type's own (e.g. COCO's 80);
     None where only the data knows them (OpenImages reads them from its label file)."""
-    dataset = cfg.test_dataloader.dataset
-    while 'dataset' in dataset:
-        dataset = dataset.dataset
+    dataset = innermost_dataset(cfg.test_dataloader.dataset)
     classes = ((dataset.get('metainfo') or {}).get('classes')
                or (cfg.get('metainfo') or {}).get('classes')
                or DATASETS.get(dataset.type).METAINFO.get('classes'))
@@ -43,9 +41,7 @@ def config_classes(cfg: Config) -> list[str] | None:
 
 def test_input_shape(cfg: Config) -> tuple[int, int]:
     """(H, W) of the test pipeline's ``Resize`` scale (given as (w, h)), or 800 x 1333."""
-    dataset = cfg.test_dataloader.dataset
-    while 'dataset' in dataset:
-        dataset = dataset.dataset
+    dataset = innermost_dataset(cfg.test_dataloader.dataset)
     for step in dataset.get('pipeline', []):
         if step.get('type') == 'Resize' and step.get('scale') is not None:
             w, h = step['scale']

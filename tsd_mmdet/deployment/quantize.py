@@ -18,7 +18,7 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmengine.utils import ProgressBar
 
-from .checks import ExportError
+from .checks import ExportError, innermost_dataset
 from .runtimes import build_runtime
 from .runtimes.openvino import RT_INFO, _metadata, _openvino
 
@@ -46,13 +46,6 @@ def _nncf():
     return nncf
 
 
-def _innermost(dataset_cfg):
-    """The dataset config inside wrappers (RepeatDataset, ClassBalancedDataset, ...)."""
-    while 'dataset' in dataset_cfg:
-        dataset_cfg = dataset_cfg['dataset']
-    return dataset_cfg
-
-
 def calibration_images(cfg: Config, num: int, seed: int = 0,
                        log=print) -> tuple[list[np.ndarray], str]:
     """``num`` images of the config's training set, chosen at random with ``seed``, each through
@@ -74,8 +67,8 @@ def calibration_images(cfg: Config, num: int, seed: int = 0,
     if num < 1:
         raise ExportError(f'--calib-images must be at least 1, got {num}')
     init_default_scope(cfg.get('default_scope', 'mmdet'))
-    train = _innermost(cfg.train_dataloader.dataset).copy()
-    train['pipeline'] = _innermost(cfg.test_dataloader.dataset)['pipeline']
+    train = innermost_dataset(cfg.train_dataloader.dataset).copy()
+    train['pipeline'] = innermost_dataset(cfg.test_dataloader.dataset)['pipeline']
     try:
         dataset = DATASETS.build(train)
         size = len(dataset)
