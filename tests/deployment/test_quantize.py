@@ -4,10 +4,8 @@
 Random-weight TSD Faster R-CNN of tests/deployment/conftest.py, calibrated on the tiny shapes set.
 """
 import json
-import re
 
 import numpy as np
-import onnx
 import openvino
 import pytest
 from mmdet.registry import DATASETS
@@ -22,7 +20,7 @@ from tsd_mmdet.deployment import (
     keep_fp32_nodes,
     quantize_detector,
 )
-from tsd_mmdet.deployment.quantize import NAME_SCOPES_KEY
+from tsd_mmdet.deployment.quantize import module_scopes
 from tsd_mmdet.ops import has_extension
 
 
@@ -64,11 +62,7 @@ def quantized(tsd, tmp_path_factory):
 
 def _quantized_scopes(onnx_file: str, xml: str) -> set[str]:
     """Module paths of the nodes the IR's FakeQuantize nodes feed (8-bit inputs)."""
-    scopes = {}
-    for node in onnx.load(onnx_file, load_external_data=False).graph.node:
-        for prop in node.metadata_props:
-            if prop.key == NAME_SCOPES_KEY:
-                scopes[node.name] = ' '.join(re.findall(r"'([^']*)'", prop.value))
+    scopes = module_scopes(onnx_file)
     model = openvino.Core().read_model(xml)
     fed = set()
     for op in model.get_ordered_ops():

@@ -22,8 +22,8 @@ from .checks import ExportError, innermost_dataset
 from .runtimes import build_runtime
 from .runtimes.openvino import RT_INFO, _metadata, _openvino
 
-__all__ = ['KEEP_FP32', 'NAME_SCOPES_KEY', 'calibration_images', 'keep_fp32_nodes',
-           'quantize_detector']
+__all__ = ['KEEP_FP32', 'NAME_SCOPES_KEY', 'calibration_images',
+           'keep_fp32_nodes', 'module_scopes', 'quantize_detector']
 
 # Where the ONNX export (torch.onnx, dynamo) records each node's module path, e.g.
 # "['', 'detector.roi_head.bbox_head.delta_c_fc', 'linear_1']".
@@ -91,6 +91,19 @@ def calibration_images(cfg: Config, num: int, seed: int = 0,
     return images, f'{len(indices)} of {size} training images of {source}, seed {seed}'
 
 
+def module_scopes(onnx_file: str) -> dict[str, str]:
+    """ONNX node name -> the module path the export recorded for it (``NAME_SCOPES_KEY``, joined
+    by spaces: ``' detector.roi_head.bbox_head.delta_c_fc linear_1'``); nodes without one are
+    left out."""
+    import onnx
+    scopes = {}
+    for node in onnx.load(onnx_file, load_external_data=False).graph.node:
+        for prop in node.metadata_props:
+            if prop.key == NAME_SCOPES_KEY:
+                scopes[node.name] = ' '.join(re.findall(r"'([^']*)'", prop.value))
+    return scopes
+
+
 def keep_fp32_nodes(onnx_file: str, patterns: Sequence[str]) -> list[str]:
     """Names of the ONNX nodes whose module path (recorded by the export) matches any of the
     regular expressions ``patterns`` (``re.search``), e.g. ``'delta_[cr]|offset_fc'`` for the
@@ -99,13 +112,7 @@ def keep_fp32_nodes(onnx_file: str, patterns: Sequence[str]) -> list[str]:
     Raises:
         ExportError: a pattern matches no module of the file (the message lists some).
     """
-    import onnx
-    model = onnx.load(onnx_file, load_external_data=False)
-    scopes = {}
-    for node in model.graph.node:
-        props = {p.key: p.value for p in node.metadata_props}
-        if NAME_SCOPES_KEY in props:
-            scopes[node.name] = ' '.join(re.findall(r"'([^']*)'", props[NAME_SCOPES_KEY]))
+    scopes = module_scopes(onnx_file)
     if not scopes:
         raise ExportError(f'{onnx_file} records no module paths ({NAME_SCOPES_KEY}): export it '
                           'with tools/deployment/pytorch2onnx.py')
