@@ -13,6 +13,7 @@ from mmengine.registry import init_default_scope
 
 from tsd_mmdet.deployment import (
     KEEP_FP32,
+    CalibrationDataError,
     ExportError,
     benchmark_latency,
     build_runtime,
@@ -100,6 +101,8 @@ def test_calibration_errors_are_one_line(tsd, tmp_path):
     broken = cfg.copy()
     broken.merge_from_dict({'train_dataloader.dataset.data_root': str(tmp_path / 'none') + '/'})
     assert 'cannot read the training set for calibration' in _error(calibration_images, broken, 2)
+    with pytest.raises(CalibrationDataError):  # what benchmark_onnx.py --int8 falls back on
+        calibration_images(broken, 2)
 
 
 def test_keep_fp32_finds_modules_by_path(tsd):

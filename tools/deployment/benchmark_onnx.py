@@ -28,9 +28,11 @@ from mmengine.config import DictAction
 import tsd_mmdet  # noqa: F401  (registers TSD's modules)
 from tsd_mmdet.deployment import (
     RUNTIMES,
+    CalibrationDataError,
     ExportError,
     benchmark_images,
     benchmark_latency,
+    calibration_images,
     export_detector,
     latency_table,
     load_detector,
@@ -139,16 +141,14 @@ def _quantize(cfg, onnx_file: str, out: str, args: argparse.Namespace) -> None:
     benchmark's random images where the set is not here."""
     log = lambda s: print(s, flush=True)  # noqa: E731
     try:
-        quantize_detector(cfg, onnx_file, out, args.calib_images, log=log)
-    except ExportError as e:
-        if 'training set' not in str(e):
-            raise
+        calibration = calibration_images(cfg, args.calib_images, log=log)
+    except CalibrationDataError as e:
         images = [image.numpy() for image in benchmark_images(tuple(args.shape),
                                                                args.calib_images)]
         log(f'{e}; calibrating on {len(images)} random images instead (for timing only)')
-        quantize_detector(cfg, onnx_file, out, log=log, calibration=(
-            images, f'{len(images)} seeded random {args.shape[0]}x{args.shape[1]} images '
-            '(benchmark_onnx.py --int8: timing only)'))
+        calibration = (images, f'{len(images)} seeded random {args.shape[0]}x{args.shape[1]} '
+                       'images (benchmark_onnx.py --int8: timing only)')
+    quantize_detector(cfg, onnx_file, out, log=log, calibration=calibration)
 
 
 if __name__ == '__main__':

@@ -29,7 +29,13 @@ from .evaluation import DeployedModel, evaluate_deployed, to_instances
 from .export import export_detector
 from .loading import build_initialised_model, load_detector
 from .onnx_ops import CUSTOM_TRANSLATION_TABLE, OPSET, deform_roi_align_onnx
-from .quantize import KEEP_FP32, calibration_images, keep_fp32_nodes, quantize_detector
+from .quantize import (
+    KEEP_FP32,
+    CalibrationDataError,
+    calibration_images,
+    keep_fp32_nodes,
+    quantize_detector,
+)
 from .runtimes import (
     POINTWISE_ROI_ALIGN,
     RUNTIMES,
@@ -42,13 +48,13 @@ from .runtimes import (
 )
 
 __all__ = [
-    'CUSTOM_TRANSLATION_TABLE', 'DeployedDetector', 'DeployedModel', 'ExportDetector',
-    'ExportError', 'ExportRoIExtractor', 'INT8_BACKEND', 'KEEP_FP32', 'METADATA_KEY', 'OPSET',
-    'OnnxDetector', 'OpenVinoDetector', 'POINTWISE_ROI_ALIGN', 'RUNTIMES', 'benchmark_images',
-    'benchmark_latency', 'build_initialised_model', 'build_runtime', 'calibration_images',
-    'check_config', 'check_exportable', 'check_metadata', 'compare_with_pytorch',
-    'config_classes', 'deform_roi_align_onnx', 'evaluate_deployed', 'export_detector',
-    'keep_fp32_nodes', 'latency_table', 'load_detector', 'match_detections', 'model_metadata',
-    'profile_runtime', 'quantize_detector', 'register_runtime', 'sample_image',
-    'save_openvino_ir', 'test_input_shape', 'to_instances'
+    'CUSTOM_TRANSLATION_TABLE', 'CalibrationDataError', 'DeployedDetector', 'DeployedModel',
+    'ExportDetector', 'ExportError', 'ExportRoIExtractor', 'INT8_BACKEND', 'KEEP_FP32',
+    'METADATA_KEY', 'OPSET', 'OnnxDetector', 'OpenVinoDetector', 'POINTWISE_ROI_ALIGN',
+    'RUNTIMES', 'benchmark_images', 'benchmark_latency', 'build_initialised_model',
+    'build_runtime', 'calibration_images', 'check_config', 'check_exportable', 'check_metadata',
+    'compare_with_pytorch', 'config_classes', 'deform_roi_align_onnx', 'evaluate_deployed',
+    'export_detector', 'keep_fp32_nodes', 'latency_table', 'load_detector', 'match_detections',
+    'model_metadata', 'profile_runtime', 'quantize_detector', 'register_runtime',
+    'sample_image', 'save_openvino_ir', 'test_input_shape', 'to_instances'
 ]

@@ -22,7 +22,7 @@ from .checks import ExportError, innermost_dataset
 from .runtimes import build_runtime
 from .runtimes.openvino import RT_INFO, _metadata, _openvino
 
-__all__ = ['KEEP_FP32', 'NAME_SCOPES_KEY', 'calibration_images',
+__all__ = ['KEEP_FP32', 'NAME_SCOPES_KEY', 'CalibrationDataError', 'calibration_images',
            'keep_fp32_nodes', 'module_scopes', 'quantize_detector']
 
 # Where the ONNX export (torch.onnx, dynamo) records each node's module path, e.g.
@@ -35,6 +35,10 @@ NAME_SCOPES_KEY = 'pkg.torch.onnx.name_scopes'
 # keeping them fp32 gave 36.4 (docs/deploy.md). Keeping the offset predictors fp32 instead
 # ('delta_[cr]|offset_fc') did not help (30.3).
 KEEP_FP32 = ('roi_extractor', )
+
+
+class CalibrationDataError(ExportError):
+    """The config's training set cannot give calibration images (missing, unreadable, empty)."""
 
 
 def _nncf():
@@ -62,7 +66,8 @@ def calibration_images(cfg: Config, num: int, seed: int = 0,
         the metadata).
 
     Raises:
-        ExportError: ``num`` < 1, or the training set cannot be read (one line naming why).
+        ExportError: ``num`` < 1.
+        CalibrationDataError: the training set cannot be read or is empty (one line naming why).
     """
     if num < 1:
         raise ExportError(f'--calib-images must be at least 1, got {num}')
@@ -73,11 +78,12 @@ def calibration_images(cfg: Config, num: int, seed: int = 0,
         dataset = DATASETS.build(train)
         size = len(dataset)
     except Exception as e:  # the dataset's or its pipeline's own errors
-        raise ExportError(f'cannot read the training set for calibration ({type(e).__name__}: '
-                          f'{str(e).strip().splitlines()[0][:200]}): check data_root '
-                          '(--cfg-options data_root=...)') from None
+        raise CalibrationDataError(
+            f'cannot read the training set for calibration ({type(e).__name__}: '
+            f'{str(e).strip().splitlines()[0][:200]}): check data_root '
+            '(--cfg-options data_root=...)') from None
     if size == 0:
-        raise ExportError('the training set is empty: no calibration images')
+        raise CalibrationDataError('the training set is empty: no calibration images')
     indices = sorted(np.random.default_rng(seed).choice(size, min(num, size), replace=False))
     log(f'calibration: {len(indices)} of {size} training images (seed {seed}) through the test '
         'pipeline')
