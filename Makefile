@@ -10,8 +10,10 @@ setup:
 demo: setup  ## the main job: data, training, evaluation, pictures
 	$(PY) tools/misc/demo.py
 
+# One pytest-xdist worker per core; TEST_WORKERS=0 runs the suite in one process.
+TEST_WORKERS ?= auto
 test: setup  ## the test suite (CUDA tests skip without a GPU)
-	$(PY) -m pytest tests
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup tests
 
 # CUDA_HOME: torch would guess /usr/local from a /usr/local/bin/nvcc wrapper script.
 test-cuda-build: setup  ## compile the CUDA kernels with nvcc (sm_80, sm_90) into build/cuda; no GPU needed

@@ -1,6 +1,7 @@
 """Fixtures shared across tests/: the tiny generated datasets (COCO shapes and its OpenImages copy),
 copies of them for a test to break, running a tool as a user does, and a free port.
-Not an equation of the paper: test set-up only."""
+Not an equation of the paper: test set-up only. Also how `make test` splits the suite over workers.
+"""
 import os
 import os.path as osp
 import shutil
@@ -11,6 +12,26 @@ import sys
 import pytest
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+# `make test` runs one pytest-xdist worker per core (-n auto): each worker, and every tool it starts
+# as a subprocess, computes on one thread, so the workers share the cores instead of contending for
+# them. Set before torch is imported (the environment is read then) and inherited by subprocesses.
+if os.environ.get('PYTEST_XDIST_WORKER'):
+    os.environ['OMP_NUM_THREADS'] = '1'
+
+
+def pytest_collection_modifyitems(config, items):
+    """Groups for `--dist loadgroup`: a module's tests run on one worker (its module-scoped
+    fixtures, such as a trained tiny model, are made once), and every module that uses the
+    session's exported detectors (tests/deployment/conftest.py ``exported``) shares one worker,
+    so each detector is exported once. Without xdist the marks do nothing."""
+    def module(item):
+        return item.nodeid.split('::')[0]
+
+    exporting = {module(item) for item in items if 'exported' in getattr(item, 'fixturenames', ())}
+    for item in items:
+        name = module(item)
+        item.add_marker(pytest.mark.xdist_group('exported' if name in exporting else name))
 
 
 @pytest.fixture(scope='module')

@@ -158,8 +158,9 @@ def test_extension_matches_reference(offset_kind, aligned, sampling_ratio, dtype
 
 
 # The intra-op thread count torch starts with (the CPU backward splits its work into that many
-# chunks); read at import, before any test changes it.
-DEFAULT_THREADS = torch.get_num_threads()
+# chunks); read at import, before any test changes it. At least 2, so that 'default' splits the work
+# also where the suite runs one thread per worker (tests/conftest.py).
+DEFAULT_THREADS = max(2, torch.get_num_threads())
 
 
 @pytest.fixture

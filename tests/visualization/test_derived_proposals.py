@@ -325,7 +325,8 @@ def test_tsd_outputs_and_figure_of_every_host(tiny_setup, tmp_path, host):
     pipeline = Compose(get_test_pipeline_cfg(cfg))
     img = str(tiny_setup['data'] / 'val' / '000001.jpg')
     vis = vis_tool.tsd_outputs(model, pipeline, img, topk=3, iou_thr=1.0)
-    assert vis['proposals'].shape == (3, 4) and vis['centres_c'].shape[:2] == (3, 7)
+    k = set_offsets.roi_feat_size[0]  # the k x k of Point.w (eq. 5): 7; TridentNet's shapes 4
+    assert vis['proposals'].shape == (3, 4) and vis['centres_c'].shape[:2] == (3, k)
     wh = vis['proposals'][:, 2:] - vis['proposals'][:, :2]
     torch.testing.assert_close(vis['bboxes_r'], vis['proposals'] + (
         0.1 * torch.tensor(DELTA_R) * wh).repeat(1, 2), atol=1e-3, rtol=0)
