@@ -9,7 +9,7 @@ import torch
 from mmdet.structures import DetDataSample
 from onnx import load as load_onnx
 
-from tsd_mmdet.deployment import DeployedModel, ExportDetector
+from tsd_mmdet.deployment import DeployedModel, ExportDetector, ExportRoIExtractor
 
 NAMES = ['tsd-faster', 'faster', 'tsd-cascade', 'cascade', 'tsd-mask', 'mask']  # conftest.CONFIGS
 IMAGES = [(192, 256), (240, 176)]
@@ -93,3 +93,31 @@ def test_runner_model_is_predict_with_rescale(exported, match, name):
         assert differ <= 1e-3  # pixels at the 0.5 threshold may flip with 1e-6 of difference
     else:
         assert 'masks' not in got
+
+
+@pytest.mark.parametrize('name', ['tsd-faster', 'faster'])
+def test_presorted_pooling_is_the_scatter(shapes_cfg, random_model, name):
+    """RoIs in level order pool to the rows the level scatter gives them (the export's first
+    stage, ExportRoIExtractor.presorted): P, and TSD's P-hat_r and P-hat_c (eq. 3-6)."""
+    extractor = ExportRoIExtractor(random_model(shapes_cfg(name)).roi_head.bbox_roi_extractor)
+    generator = torch.Generator().manual_seed(0)
+    feats = tuple(torch.randn(1, extractor.extractor.out_channels, 64 // 2**i, 96 // 2**i,
+                              generator=generator) for i in range(extractor.num_inputs))
+    xy = torch.rand(60, 2, generator=generator) * 200
+    wh = 4 + torch.rand(60, 2, generator=generator) ** 2 * 250  # every level gets RoIs
+    rois = torch.cat([torch.zeros(60, 1), xy, xy + wh], dim=1)
+    order = extractor.level_order(rois)
+    levels = extractor.extractor.map_roi_levels(rois[order], extractor.num_inputs)
+    assert sorted(order.tolist()) == list(range(60)) and (levels.diff() >= 0).all()
+    assert len(set(levels.tolist())) == extractor.num_inputs
+    assert all((order[levels == i].diff() > 0).all() for i in range(extractor.num_inputs))
+    rois = rois[order]
+    offsets = [None]
+    if name.startswith('tsd'):
+        offsets += [torch.randn(60, 2, generator=generator),
+                    torch.randn(60, 2, *extractor.output_size, generator=generator)]
+    for offset in offsets:
+        scattered = extractor(feats, rois, offset)
+        with extractor.presorted():
+            assert torch.equal(extractor(feats, rois, offset), scattered)
+        assert not extractor._presorted

@@ -135,6 +135,15 @@ def test_int8_keeps_the_contract_and_the_roi_boxes_in_fp32(tsd, quantized):
     assert any('roi_extractor' in s for s in _quantized_scopes(model.path, xml_all))
 
 
+def test_first_convolution_takes_the_quantized_image(tsd, quantized):
+    """The stem convolution runs in INT8 only with a FakeQuantize right before it: the export
+    pads before dividing by std (detector.py), so no Pad sits between the two."""
+    xml, _ = quantized()
+    model = openvino.Core().read_model(xml)
+    stem = next(op for op in model.get_ordered_ops() if op.get_type_name() == 'Convolution')
+    assert stem.input(0).get_source_output().get_node().get_type_name() == 'FakeQuantize'
+
+
 def test_int8_runs_as_the_fp32_file_runs(tsd, quantized):
     """One image through both files: the same outputs' shapes, valid boxes inside the image, and
     not fp32's numbers (the file is quantized). Random weights: not an accuracy test

@@ -3,6 +3,7 @@
 Implements the inference of Faster / Mask / Cascade R-CNN with TSD's heads (eq. 3-6, through the
 heads' own ``tsd_forward`` / ``_refine_roi``) and of their mmdet baselines, for ``torch.export``.
 """
+import contextlib
 import copy
 
 import torch
@@ -33,6 +34,7 @@ class ExportRoIExtractor(nn.Module):
     def __init__(self, extractor: nn.Module):
         super().__init__()
         self.extractor = extractor
+        self._presorted = False
 
     @property
     def num_inputs(self) -> int:
@@ -41,6 +43,24 @@ class ExportRoIExtractor(nn.Module):
     @property
     def output_size(self) -> tuple[int, int]:
         return self.extractor.output_size
+
+    def level_order(self, rois: Tensor) -> Tensor:
+        """(K,) the RoIs' indices grouped by FPN level (each level's in their order): ``rois`` in
+        this order are what :meth:`presorted` expects."""
+        levels = self.extractor.map_roi_levels(rois, self.num_inputs)
+        index = torch.arange(rois.size(0), device=rois.device)
+        return (levels * rois.size(0) + index).argsort()  # unique keys: a stable order
+
+    @contextlib.contextmanager
+    def presorted(self):
+        """Within, every call's RoIs come in :meth:`level_order`: the levels' pooled rows are
+        concatenated as they are, without the scatter back to the RoIs' order (a copy of every
+        pooled row; a TSD head pools three times: P, P-hat_c, P-hat_r)."""
+        self._presorted = True
+        try:
+            yield
+        finally:
+            self._presorted = False
 
     @staticmethod
     def _pool(layer: nn.Module, feat: Tensor, rois: Tensor, offset: Tensor | None) -> Tensor:
@@ -51,6 +71,23 @@ class ExportRoIExtractor(nn.Module):
         return torchvision.ops.roi_align(feat, rois, layer.output_size, layer.spatial_scale,
                                          layer.sampling_ratio, layer.aligned)
 
+    def _pool_presorted(self, feats: tuple[Tensor], rois: Tensor, offset: Tensor | None,
+                        levels: Tensor) -> Tensor:
+        """Each level pools its consecutive rows (``rois`` in :meth:`level_order`); the last
+        level takes the rest, so that torch.export sees the K rows add up (no unbacked size)."""
+        num, start, pooled = rois.size(0), 0, []
+        for i, (feat, layer) in enumerate(zip(feats, self.extractor.roi_layers)):
+            if i < len(feats) - 1:
+                n = (levels == i).sum().item()
+                torch._check(n >= 0)
+                torch._check(start + n <= num)
+            else:
+                n = num - start
+            pooled.append(self._pool(layer, feat, rois.narrow(0, start, n),
+                                     None if offset is None else offset.narrow(0, start, n)))
+            start = start + n
+        return torch.cat(pooled)
+
     def forward(self, feats: tuple[Tensor], rois: Tensor, offset: Tensor | None = None,
                 gamma: float = 0.1) -> Tensor:
         ext = self.extractor
@@ -58,6 +95,8 @@ class ExportRoIExtractor(nn.Module):
         if offset is not None:
             offset = offset.type_as(feats[0]) * gamma
         levels = ext.map_roi_levels(rois, len(feats))
+        if self._presorted:
+            return self._pool_presorted(feats, rois, offset, levels)
         inds, pooled = [], []
         for i, (feat, layer) in enumerate(zip(feats, ext.roi_layers)):
             level_inds = (levels == i).nonzero().squeeze(1)
@@ -108,11 +147,12 @@ class ExportDetector(nn.Module):
       detection's label (zero for padded rows); pasting into the image is left to the caller.
 
     The computation is mmdet's ``model.predict`` (rescale=False): RPN top ``nms_pre`` per level,
-    NMS per level, top ``max_per_img`` proposals, the RoI head's own forward (TSD or mmdet's),
-    multi-class NMS. Counts that depend on the data (proposals kept, RoIs per FPN level, boxes
-    over ``score_thr``) are tensor sizes, never Python branches; proposals and detections are
-    padded to their fixed numbers with masked rows. mmcv's RoIAlign (baselines, mask branch)
-    becomes torchvision's, the same algorithm.
+    NMS per level, top ``max_per_img`` proposals (handed to the RoI head in FPN level order, which
+    no detection depends on: its poolings need no scatter back), the RoI head's own forward (TSD
+    or mmdet's), multi-class NMS. Counts that depend on the data (proposals kept, RoIs per FPN
+    level, boxes over ``score_thr``) are tensor sizes, never Python branches; proposals and
+    detections are padded to their fixed numbers with masked rows. mmcv's RoIAlign (baselines,
+    mask branch) becomes torchvision's, the same algorithm.
     """
 
     def __init__(self, detector: nn.Module):
@@ -142,11 +182,17 @@ class ExportDetector(nn.Module):
         x = image
         if pre._channel_conversion:
             x = x[:, [2, 1, 0]]
-        if pre._enable_normalize:
-            x = (x - pre.mean) / pre.std
         div = pre.pad_size_divisor
         h, w = x.shape[-2:]
-        return F.pad(x, (0, (div - w % div) % div, 0, (div - h % div) % div), value=pre.pad_value)
+        pad = (0, (div - w % div) % div, 0, (div - h % div) % div)
+        if not pre._enable_normalize:
+            return F.pad(x, pad, value=pre.pad_value)
+        if pre.pad_value != 0:
+            return F.pad((x - pre.mean) / pre.std, pad, value=pre.pad_value)
+        # Padding with 0 before the division by std is the same (0 / std = 0) and leaves the
+        # division next to the first convolution, where INT8 needs its quantizer (quantize.py):
+        # a Pad between them keeps that convolution in fp32 under OpenVINO.
+        return F.pad(x - pre.mean, pad, value=0.) / pre.std
 
     def _proposals(self, feats: tuple[Tensor], img_shape) -> tuple[Tensor, Tensor]:
         """RPNHead.predict_by_feat for one image: (P, 4) proposals, P = ``max_per_img``, and their
@@ -209,20 +255,20 @@ class ExportDetector(nn.Module):
         proposals, valid = self._proposals(feats, img_shape)
         rois = torch.cat([proposals.new_zeros(proposals.size(0), 1), proposals], dim=1)
         roi_head = self.detector.roi_head
-        if self.cascade:
-            rois, cls_scores, bbox_preds = roi_head._refine_roi(
-                feats, rois, [dict(img_shape=img_shape)], (rois.size(0),))
-            rois, cls_score, bbox_pred = rois[0], cls_scores[0], bbox_preds[0]
-            head = roi_head.bbox_head[-1]
-        elif self.tsd:  # the deltas are relative to P-hat_r
-            results = roi_head.tsd_forward(0, feats, rois)
-            rois, cls_score, bbox_pred = results['rois_r'], results['cls_score'], \
-                results['bbox_pred']
-            head = roi_head.tsd_stage(0).bbox_head
+        # The proposals in FPN level order (the detections do not depend on it): the first
+        # stage's poolings then need no scatter back (ExportRoIExtractor.presorted).
+        # A cascade sharing one extractor across its stages keeps the scatter (its later stages'
+        # RoIs come in the refined boxes' levels).
+        first = roi_head.bbox_roi_extractor
+        if isinstance(first, nn.ModuleList):
+            first = first[0]  # one wrapper per stage (__init__)
+        if self.cascade and first is roi_head.bbox_roi_extractor:
+            rois, cls_score, bbox_pred, head = self._box_forward(feats, rois, img_shape)
         else:
-            results = roi_head._bbox_forward(feats, rois)
-            cls_score, bbox_pred, head = results['cls_score'], results['bbox_pred'], \
-                roi_head.bbox_head
+            order = first.level_order(rois)
+            rois, valid = rois[order], valid[order]
+            with first.presorted():
+                rois, cls_score, bbox_pred, head = self._box_forward(feats, rois, img_shape)
         dets, labels = self._detections(head, rois, cls_score, bbox_pred, valid, img_shape)
         if not self.with_mask:
             return dets[None], labels[None]
@@ -234,3 +280,23 @@ class ExportDetector(nn.Module):
             mask_preds = mask_preds[:, 0]
         masks = torch.where((labels >= 0)[:, None, None], mask_preds.sigmoid(), 0.0)
         return dets[None], labels[None], masks[None]
+
+    def _box_forward(self, feats: tuple[Tensor], rois: Tensor, img_shape):
+        """The RoI head's box forward at inference: the last stage's rois, cls_score, bbox_pred
+        (TSD: the deltas are relative to P-hat_r) and box head."""
+        roi_head = self.detector.roi_head
+        if self.cascade:
+            rois, cls_scores, bbox_preds = roi_head._refine_roi(
+                feats, rois, [dict(img_shape=img_shape)], (rois.size(0),))
+            rois, cls_score, bbox_pred = rois[0], cls_scores[0], bbox_preds[0]
+            head = roi_head.bbox_head[-1]
+        elif self.tsd:
+            results = roi_head.tsd_forward(0, feats, rois)
+            rois, cls_score, bbox_pred = results['rois_r'], results['cls_score'], \
+                results['bbox_pred']
+            head = roi_head.tsd_stage(0).bbox_head
+        else:
+            results = roi_head._bbox_forward(feats, rois)
+            cls_score, bbox_pred, head = results['cls_score'], results['bbox_pred'], \
+                roi_head.bbox_head
+        return rois, cls_score, bbox_pred, head
