@@ -257,18 +257,13 @@ class ExportDetector(nn.Module):
         roi_head = self.detector.roi_head
         # The proposals in FPN level order (the detections do not depend on it): the first
         # stage's poolings then need no scatter back (ExportRoIExtractor.presorted).
-        # A cascade sharing one extractor across its stages keeps the scatter (its later stages'
-        # RoIs come in the refined boxes' levels).
-        first = roi_head.bbox_roi_extractor
-        if isinstance(first, nn.ModuleList):
-            first = first[0]  # one wrapper per stage (__init__)
-        if self.cascade and first is roi_head.bbox_roi_extractor:
-            rois, cls_score, bbox_pred, head = self._box_forward(feats, rois, img_shape)
-        else:
+        first = self._first_stage_extractor()
+        presorted = contextlib.nullcontext()
+        if first is not None:
             order = first.level_order(rois)
-            rois, valid = rois[order], valid[order]
-            with first.presorted():
-                rois, cls_score, bbox_pred, head = self._box_forward(feats, rois, img_shape)
+            rois, valid, presorted = rois[order], valid[order], first.presorted()
+        with presorted:
+            rois, cls_score, bbox_pred, head = self._box_forward(feats, rois, img_shape)
         dets, labels = self._detections(head, rois, cls_score, bbox_pred, valid, img_shape)
         if not self.with_mask:
             return dets[None], labels[None]
@@ -280,6 +275,14 @@ class ExportDetector(nn.Module):
             mask_preds = mask_preds[:, 0]
         masks = torch.where((labels >= 0)[:, None, None], mask_preds.sigmoid(), 0.0)
         return dets[None], labels[None], masks[None]
+
+    def _first_stage_extractor(self) -> ExportRoIExtractor | None:
+        """The box RoI extractor of the first stage alone: None for a cascade that shares one
+        extractor across its stages (its later stages' RoIs come in the refined boxes' levels)."""
+        extractor = self.detector.roi_head.bbox_roi_extractor
+        if isinstance(extractor, nn.ModuleList):
+            return extractor[0]  # one wrapper per stage (__init__)
+        return None if self.cascade else extractor
 
     def _box_forward(self, feats: tuple[Tensor], rois: Tensor, img_shape):
         """The RoI head's box forward at inference: the last stage's rois, cls_score, bbox_pred
